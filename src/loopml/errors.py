@@ -1,0 +1,129 @@
+"""The one exception tree of loopml.
+
+Every error a user can cause is a :class:`LoopmlError` whose message says what was
+wrong, the offending value and how to fix it. Each class carries the HTTP status the
+server answers with and an MLflow-style ``error_code`` so a remote client can rebuild
+the same class.
+
+::
+
+    LoopmlError
+    ├── NotFound                 404  RESOURCE_DOES_NOT_EXIST
+    ├── AlreadyExists            409  RESOURCE_ALREADY_EXISTS
+    ├── InvalidArgument          400  INVALID_PARAMETER_VALUE   (also a ValueError)
+    │   └── FilterSyntaxError    400  INVALID_PARAMETER_VALUE
+    ├── Conflict                 409  INVALID_STATE
+    ├── PermissionDenied         403  PERMISSION_DENIED
+    ├── CorruptData              500  DATA_LOSS
+    ├── BackendUnavailable       503  TEMPORARILY_UNAVAILABLE
+    └── MissingDependency        500  MISSING_DEPENDENCY         (also an ImportError)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExists",
+    "BackendUnavailable",
+    "Conflict",
+    "CorruptData",
+    "FilterSyntaxError",
+    "InvalidArgument",
+    "LoopmlError",
+    "MissingDependency",
+    "NotFound",
+    "PermissionDenied",
+]
+
+
+class LoopmlError(Exception):
+    """Root of every error loopml raises on purpose."""
+
+    http_status: int = 500
+    error_code: str = "INTERNAL_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFound(LoopmlError):
+    """The named experiment, run, blob, … does not exist."""
+
+    http_status = 404
+    error_code = "RESOURCE_DOES_NOT_EXIST"
+
+
+class AlreadyExists(LoopmlError):
+    """Something with that name or key exists already."""
+
+    http_status = 409
+    error_code = "RESOURCE_ALREADY_EXISTS"
+
+
+class InvalidArgument(LoopmlError, ValueError):
+    """An argument has a value that is not allowed; the message names what is."""
+
+    http_status = 400
+    error_code = "INVALID_PARAMETER_VALUE"
+
+
+class FilterSyntaxError(InvalidArgument):
+    """A search filter does not parse; the message names the position and what was expected."""
+
+    def __init__(self, message: str, *, text: str, position: int) -> None:
+        pointer = f"\n  {text}\n  {' ' * position}^"
+        super().__init__(message + pointer)
+        self.text = text
+        self.position = position
+
+
+class Conflict(LoopmlError):
+    """The operation clashes with the current state (e.g. changing a logged param)."""
+
+    http_status = 409
+    error_code = "INVALID_STATE"
+
+
+class PermissionDenied(LoopmlError):
+    """The caller may not do this."""
+
+    http_status = 403
+    error_code = "PERMISSION_DENIED"
+
+
+class CorruptData(LoopmlError):
+    """Stored bytes do not match their content address."""
+
+    http_status = 500
+    error_code = "DATA_LOSS"
+
+
+class BackendUnavailable(LoopmlError):
+    """A database or object store could not be reached."""
+
+    http_status = 503
+    error_code = "TEMPORARILY_UNAVAILABLE"
+
+
+class MissingDependency(LoopmlError, ImportError):
+    """An optional package is needed; the message names the install command."""
+
+    error_code = "MISSING_DEPENDENCY"
+
+    def __init__(self, feature: str, *, package: str, extra: str | None = None) -> None:
+        install = f"pip install 'loopml[{extra}]'" if extra else f"pip install {package}"
+        super().__init__(f"{feature} needs the package '{package}', which is not installed; "
+                         f"install it with: {install}")
+        self.package = package
+
+
+def error_class_for_code(error_code: str) -> type[LoopmlError]:
+    """The class a remote client raises for an ``error_code`` received from a server."""
+    for cls in (NotFound, AlreadyExists, InvalidArgument, Conflict, PermissionDenied,
+                CorruptData, BackendUnavailable):
+        if cls.error_code == error_code:
+            return cls
+    return LoopmlError
