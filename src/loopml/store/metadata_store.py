@@ -12,7 +12,7 @@ from loopml.errors import BackendUnavailable
 from loopml.store.engine import WRITE_OPTION, make_engine, redact_url
 from loopml.store.migrate import ensure_schema
 
-__all__ = ["MetadataStore"]
+__all__ = ["MetadataStore", "translate_driver_errors"]
 
 
 class MetadataStore:
@@ -51,14 +51,17 @@ class MetadataStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    @contextlib.contextmanager
-    def _translated(self) -> Iterator[None]:
-        try:
-            yield
-        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
-            if isinstance(exc, sa_exc.IntegrityError):
-                raise
-            detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise BackendUnavailable(
-                f"the metadata store {redact_url(self.url)} failed: {detail}; check that the "
-                "database is reachable and LOOPML_DATABASE_URL is right") from None
+    def _translated(self) -> contextlib.AbstractContextManager[None]:
+        return translate_driver_errors(self.url)
+
+
+@contextlib.contextmanager
+def translate_driver_errors(url: str) -> Iterator[None]:
+    """Turn a database driver's connection/operational error into :class:`BackendUnavailable`."""
+    try:
+        yield
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise BackendUnavailable(
+            f"the metadata store {redact_url(url)} failed: {detail}; check that the "
+            "database is reachable and LOOPML_DATABASE_URL is right") from None

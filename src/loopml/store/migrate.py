@@ -17,7 +17,6 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from loopml.errors import Conflict
-from loopml.store.engine import redact_url
 
 __all__ = ["SCHEMA_HEAD", "current_revision", "ensure_schema", "upgrade"]
 
@@ -40,24 +39,22 @@ def ensure_schema(engine: sa.Engine, *, auto_upgrade: bool) -> None:
     revision = current_revision(engine)
     if revision == SCHEMA_HEAD:
         return
-    if revision is None or auto_upgrade:
+    if revision is None:
         upgrade(engine)
         return
-    _raise_mismatch(engine, revision)
-
-
-def _raise_mismatch(engine: sa.Engine, revision: str) -> None:
-    from alembic.script import ScriptDirectory
-
-    known = {script.revision for script in _script_directory().walk_revisions()}
-    url = redact_url(engine.url.render_as_string(hide_password=True))
-    if revision in known:
+    url = engine.url.render_as_string(hide_password=True)
+    if revision not in _known_revisions():
+        raise Conflict(f"the database {url} has schema revision {revision}, unknown to this "
+                       f"loopml (newest known: {SCHEMA_HEAD}); it was written by a newer "
+                       "loopml: upgrade loopml (pip install -U loopml)")
+    if not auto_upgrade:
         raise Conflict(f"the database {url} has schema revision {revision}, older than this "
                        f"loopml's {SCHEMA_HEAD}; run 'loopml db upgrade' to migrate it")
-    del ScriptDirectory
-    raise Conflict(f"the database {url} has schema revision {revision}, unknown to this loopml "
-                   f"(newest known: {SCHEMA_HEAD}); it was written by a newer loopml: "
-                   "upgrade loopml (pip install -U loopml)")
+    upgrade(engine)
+
+
+def _known_revisions() -> set[str]:
+    return {script.revision for script in _script_directory().walk_revisions()}
 
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:

@@ -1,0 +1,57 @@
+"""loopml: datasets, pipelines, tracking, registry, serving, monitoring and automation.
+
+This module only re-exports the public API. Names are imported on first access, so
+``import loopml`` stays light (no database driver or dataframe library loaded).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "LoopmlError": "loopml.errors",
+    "Settings": "loopml.config",
+    "load_settings": "loopml.config",
+    "Client": "loopml.client.embedded",
+    "ActiveRun": "loopml.client.active_run",
+    "Experiment": "loopml.tracking.entities",
+    "Metric": "loopml.tracking.entities",
+    "Run": "loopml.tracking.entities",
+    "RunStatus": "loopml.tracking.entities",
+    "ArtifactInfo": "loopml.tracking.entities",
+    **{name: "loopml.client.fluent" for name in (
+        "active_run", "create_experiment", "end_run", "get_experiment", "get_metric_history",
+        "get_run", "list_experiments", "log_artifact", "log_dict", "log_metric",
+        "log_metrics", "log_param", "log_params", "log_text", "search_runs", "set_tag",
+        "set_tags", "start_run")},
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from loopml.client.active_run import ActiveRun
+    from loopml.client.embedded import Client
+    from loopml.client.fluent import (active_run, create_experiment, end_run, get_experiment,
+                                      get_metric_history, get_run, list_experiments,
+                                      log_artifact, log_dict, log_metric, log_metrics,
+                                      log_param, log_params, log_text, search_runs, set_tag,
+                                      set_tags, start_run)
+    from loopml.config import Settings, load_settings
+    from loopml.errors import LoopmlError
+    from loopml.tracking.entities import ArtifactInfo, Experiment, Metric, Run, RunStatus
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopml' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, "__version__"])

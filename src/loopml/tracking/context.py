@@ -1,0 +1,111 @@
+"""What a run records about where it ran: the code version (git) and the environment.
+
+Both are captured once per process (git and package look-ups cost milliseconds) and stored
+as tags named ``loopml.git.*`` and ``loopml.env.*``.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import importlib.metadata
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import blake3
+
+__all__ = ["NOTABLE_PACKAGES", "code_version_tags", "current_user", "environment_tags"]
+
+NOTABLE_PACKAGES = ("loopml", "numpy", "pandas", "pyarrow", "scikit-learn", "scipy", "torch",
+                    "xgboost", "lightgbm", "onnx", "onnxruntime", "tensorflow")
+
+
+def _git(cwd: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=10,
+                              check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.decode(errors="replace") if done.returncode == 0 else None
+
+
+def _source_dir() -> Path:
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    return Path(main_file).resolve().parent if main_file else Path.cwd()
+
+
+@functools.cache
+def code_version_tags(source_dir: Path | None = None) -> dict[str, str]:
+    """Git commit, branch, dirty flag and a hash of the uncommitted diff of the code's repo."""
+    cwd = source_dir or _source_dir()
+    if shutil.which("git") is None:
+        return {}
+    head = _git(cwd, "rev-parse", "HEAD", "--abbrev-ref", "HEAD", "--show-toplevel")
+    if head is None:
+        return {}
+    commit, branch, toplevel = (head.splitlines() + ["", "", ""])[:3]
+    diff = (_git(cwd, "diff", "HEAD", "--binary") or "").encode()
+    untracked = _git(cwd, "ls-files", "--others", "--exclude-standard") or ""
+    dirty = bool(diff or untracked.strip())
+    tags = {"loopml.git.commit": commit, "loopml.git.branch": branch,
+            "loopml.git.repo": toplevel, "loopml.git.dirty": str(dirty).lower()}
+    if dirty:
+        tags["loopml.git.diff_hash"] = blake3.blake3(diff + untracked.encode()).hexdigest()
+    return tags
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _gpu_names() -> str:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        return ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                                 capture_output=True, timeout=10, check=False)
+            return ", ".join(out.stdout.decode().split("\n")).strip(", ")
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    return ""
+
+
+@functools.cache
+def environment_tags() -> dict[str, str]:
+    """Python version, platform, host, CPU, GPU and the versions of notable packages."""
+    packages = []
+    for name in NOTABLE_PACKAGES:
+        try:
+            packages.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    tags = {"loopml.env.python": platform.python_version(),
+            "loopml.env.platform": platform.platform(terse=True),
+            "loopml.env.host": socket.gethostname(),
+            "loopml.env.cpu": f"{_cpu_name()} ({os.cpu_count()} cores)",
+            "loopml.env.packages": ", ".join(packages)}
+    gpu = _gpu_names()
+    if gpu:
+        tags["loopml.env.gpu"] = gpu
+    return tags
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
