@@ -29,16 +29,37 @@ _EXPORTS = {
         "set_tags", "start_run")},
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ActiveRun", "ArtifactInfo", "Client", "Experiment", "LoopmlError", "Metric", "Run",
+    "RunStatus", "Settings", "active_run", "create_experiment", "end_run", "get_experiment",
+    "get_metric_history", "get_run", "list_experiments", "load_settings", "log_artifact",
+    "log_dict", "log_metric", "log_metrics", "log_param", "log_params", "log_text",
+    "search_runs", "set_tag", "set_tags", "start_run",
+]
 
 if TYPE_CHECKING:
     from loopml.client.active_run import ActiveRun
     from loopml.client.embedded import Client
-    from loopml.client.fluent import (active_run, create_experiment, end_run, get_experiment,
-                                      get_metric_history, get_run, list_experiments,
-                                      log_artifact, log_dict, log_metric, log_metrics,
-                                      log_param, log_params, log_text, search_runs, set_tag,
-                                      set_tags, start_run)
+    from loopml.client.fluent import (
+        active_run,
+        create_experiment,
+        end_run,
+        get_experiment,
+        get_metric_history,
+        get_run,
+        list_experiments,
+        log_artifact,
+        log_dict,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        log_text,
+        search_runs,
+        set_tag,
+        set_tags,
+        start_run,
+    )
     from loopml.config import Settings, load_settings
     from loopml.errors import LoopmlError
     from loopml.tracking.entities import ArtifactInfo, Experiment, Metric, Run, RunStatus

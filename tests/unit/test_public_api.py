@@ -37,3 +37,7 @@ def test_unknown_attribute_raises_attribute_error() -> None:
         assert "no_such_thing" in str(exc)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def test_every_export_has_a_source() -> None:
+    assert sorted(loopml._EXPORTS) == sorted(loopml.__all__)

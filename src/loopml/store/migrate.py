@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -68,7 +69,7 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
         conn.commit()
 
 
-def _alembic_config():  # type: ignore[no-untyped-def]
+def _alembic_config() -> Any:
     from alembic.config import Config
 
     config = Config()
@@ -76,7 +77,7 @@ def _alembic_config():  # type: ignore[no-untyped-def]
     return config
 
 
-def _script_directory():  # type: ignore[no-untyped-def]
+def _script_directory() -> Any:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(_alembic_config())

@@ -49,7 +49,7 @@ def code_version_tags(source_dir: Path | None = None) -> dict[str, str]:
     head = _git(cwd, "rev-parse", "HEAD", "--abbrev-ref", "HEAD", "--show-toplevel")
     if head is None:
         return {}
-    commit, branch, toplevel = (head.splitlines() + ["", "", ""])[:3]
+    commit, branch, toplevel = [*head.splitlines(), "", "", ""][:3]
     diff = (_git(cwd, "diff", "HEAD", "--binary") or "").encode()
     untracked = _git(cwd, "ls-files", "--others", "--exclude-standard") or ""
     dirty = bool(diff or untracked.strip())
