@@ -209,7 +209,7 @@ def test_put_files_in_parallel(local: BlobStore, tmp_path: Path) -> None:
 def test_put_files_reports_the_first_failure(local: BlobStore, tmp_path: Path) -> None:
     good = tmp_path / "good.txt"
     good.write_bytes(b"ok")
-    with pytest.raises(NotFound, match="missing.txt"):
+    with pytest.raises(NotFound, match=r"missing\.txt"):
         local.put_files([good, tmp_path / "missing.txt"])
 
 
