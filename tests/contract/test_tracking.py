@@ -191,3 +191,17 @@ def test_deleted_runs_are_hidden_from_search(client: Client) -> None:
     client.delete_run(run.id)
     assert client.search_runs("gone") == []
     assert [r.id for r in client.search_runs("gone", include_deleted=True)] == [run.id]
+
+
+@pytest.mark.s3
+def test_artifacts_on_s3_blob_store(tmp_path: Path, s3_endpoint: str, s3_bucket: str) -> None:
+    settings = loopml.load_settings(home=tmp_path / "home", blob_url=f"s3://{s3_bucket}/blobs",
+                                    s3_endpoint_url=s3_endpoint, progress=False)
+    client = Client(settings)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "report.txt").write_text("on s3")
+    with client.start_run("s3") as run:
+        run.log_artifact(tmp_path / "report.txt")
+    path = client.download_artifacts(run.id, "report.txt", tmp_path / "out")
+    assert path.read_text() == "on s3"
+    client.close()

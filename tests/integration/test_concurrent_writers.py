@@ -36,3 +36,20 @@ def test_four_processes_write_at_once(tmp_path: Path) -> None:
     assert all(r.status.value == "FINISHED" for r in found)
     assert all(len(client.get_metric_history(r.id, "loss")) == 300 for r in found)
     client.close()
+
+
+def test_buffered_metrics_are_written_at_interpreter_exit(tmp_path: Path) -> None:
+    script = """
+import sys, loopml
+from loopml.client import Client
+client = Client(loopml.load_settings(home=sys.argv[1], metric_flush_interval=3600))
+run = client.start_run("exit")
+for step in range(1000):
+    run.log_metric("loss", step, step=step)
+print(run.id)
+"""  # no end of run, no flush: the atexit hook must write the points
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "s")],
+                         capture_output=True, text=True, check=True, timeout=60)
+    client = Client(loopml.load_settings(home=tmp_path / "s"))
+    assert len(client.get_metric_history(out.stdout.strip(), "loss")) == 1000
+    client.close()
