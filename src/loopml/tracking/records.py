@@ -6,6 +6,7 @@ import math
 import time
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -130,15 +131,24 @@ def load_runs(conn: sa.Connection, run_ids: Sequence[str]) -> list[Run]:
     run_params: dict[str, dict[str, str]] = {i: {} for i in by_id}
     run_tags: dict[str, dict[str, str]] = {i: {} for i in by_id}
     run_metrics: dict[str, dict[str, float]] = {i: {} for i in by_id}
-    for table, target in ((params, run_params), (tags, run_tags)):
-        for run_id, key, value in conn.execute(
-                sa.select(table.c.run_id, table.c.key, table.c.value)
-                .where(table.c.run_id.in_(ids))):
-            target[run_id][key] = value
+    targets: dict[str, dict[str, Any]] = {"p": run_params, "t": run_tags}
     lm = latest_metrics.c
-    for run_id, key, value, is_nan in conn.execute(
-            sa.select(lm.run_id, lm.key, lm.value, lm.is_nan).where(lm.run_id.in_(ids))):
-        run_metrics[run_id][key] = math.nan if is_nan else value
+    # One statement for the three tables: one round trip, one compiled query.
+    no_number = sa.cast(sa.null(), sa.Float(precision=53))
+    no_text = sa.cast(sa.null(), sa.Text)
+    rows = conn.execute(sa.union_all(
+        sa.select(sa.literal("p"), params.c.run_id, params.c.key, params.c.value,
+                  no_number.label("number"), sa.false().label("is_nan"))
+        .where(params.c.run_id.in_(ids)),
+        sa.select(sa.literal("t"), tags.c.run_id, tags.c.key, tags.c.value, no_number,
+                  sa.false()).where(tags.c.run_id.in_(ids)),
+        sa.select(sa.literal("m"), lm.run_id, lm.key, no_text, lm.value, lm.is_nan)
+        .where(lm.run_id.in_(ids))))
+    for kind, run_id, key, text, number, is_nan in rows:
+        if kind == "m":
+            run_metrics[run_id][key] = math.nan if is_nan else number
+        else:
+            targets[kind][run_id][key] = text
     return [Run(id=row.id, experiment_id=row.experiment_id, name=row.name,
                 status=RunStatus(row.status), start_time=row.start_time,
                 end_time=row.end_time, parent_run_id=row.parent_run_id, user=row.user,

@@ -39,6 +39,7 @@ params = sa.Table(
     sa.Column("key", sa.String(250), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
     sa.Index(None, "key", "value"),
+    sqlite_with_rowid=False,
 )
 
 tags = sa.Table(
@@ -48,6 +49,7 @@ tags = sa.Table(
     sa.Column("key", sa.String(250), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
     sa.Index(None, "key", "value"),
+    sqlite_with_rowid=False,
 )
 
 metrics = sa.Table(
@@ -77,7 +79,8 @@ latest_metrics = sa.Table(
     sa.Column("timestamp", Millis, nullable=False),
     sa.Column("value", sa.Float(precision=53), nullable=True),
     sa.Column("is_nan", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.Index(None, "experiment_id", "key", "value"),
+    sa.Index(None, "experiment_id", "key", "value", "run_id"),
+    sqlite_with_rowid=False,
 )
 
 artifacts = sa.Table(
@@ -87,4 +90,5 @@ artifacts = sa.Table(
     sa.Column("path", sa.String(1024), primary_key=True),
     sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
 )

@@ -55,6 +55,7 @@ def upgrade() -> None:
             sa.PrimaryKeyConstraint("run_id", "key", name=f"pk_{table}"),
             sa.ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE",
                                     name=f"fk_{table}_run_id_runs"),
+            sqlite_with_rowid=False,  # rows clustered by (run_id, key): one seek per row
         )
         op.create_index(f"ix_{table}_key_value", table, ["key", "value"])
     op.create_table(
@@ -80,6 +81,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("run_id", "path", name="pk_artifacts"),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE",
                                 name="fk_artifacts_run_id_runs"),
+        sqlite_with_rowid=False,
     )
 
 

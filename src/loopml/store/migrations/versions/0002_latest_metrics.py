@@ -38,9 +38,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("run_id", "key", name="pk_latest_metrics"),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE",
                                 name="fk_latest_metrics_run_id_runs"),
+        sqlite_with_rowid=False,
     )
-    op.create_index("ix_latest_metrics_experiment_id_key_value", "latest_metrics",
-                    ["experiment_id", "key", "value"])
+    # run_id last: the index covers a walk in value order (no visit to the table rows).
+    op.create_index("ix_latest_metrics_experiment_id_key_value_run_id", "latest_metrics",
+                    ["experiment_id", "key", "value", "run_id"])
     op.execute(BACKFILL)
 
 
