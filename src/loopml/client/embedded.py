@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from loopml.blobs import BlobStore, canonical_json, open_backend
+from loopml.client.datasets import DatasetMethods
 from loopml.config import Settings, load_settings
 from loopml.errors import InvalidArgument, MissingDependency
 from loopml.store import MetadataStore
@@ -41,8 +42,8 @@ def _flush_open_clients() -> None:
         client.close()
 
 
-class Client:
-    """Tracking over ``settings`` (default: :func:`loopml.load_settings`).
+class Client(DatasetMethods):
+    """Tracking and the dataset registry over ``settings`` (default: :func:`loopml.load_settings`).
 
     Stores are opened on first use, so creating a client costs nothing. Buffered metrics
     are written by a background thread and at :meth:`end_run`, :meth:`flush`,
@@ -258,8 +259,8 @@ def runs_to_dataframe(runs: Sequence[Run]) -> pd.DataFrame:
     try:
         import pandas as pd
     except ImportError:
-        raise MissingDependency("search_runs(output_format='pandas')", package="pandas",
-                                extra="pandas") from None
+        raise MissingDependency("search_runs(output_format='pandas')",
+                                package="pandas") from None
     rows = []
     for run in runs:
         row: dict[str, Any] = {"run_id": run.id, "experiment_id": run.experiment_id,
