@@ -30,11 +30,35 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "ActiveRun", "ArtifactInfo", "Client", "Experiment", "LoopmlError", "Metric", "Run",
-    "RunStatus", "Settings", "active_run", "create_experiment", "end_run", "get_experiment",
-    "get_metric_history", "get_run", "list_experiments", "load_settings", "log_artifact",
-    "log_dict", "log_metric", "log_metrics", "log_param", "log_params", "log_text",
-    "search_runs", "set_tag", "set_tags", "start_run",
+    "ActiveRun",
+    "ArtifactInfo",
+    "Client",
+    "Experiment",
+    "LoopmlError",
+    "Metric",
+    "Run",
+    "RunStatus",
+    "Settings",
+    "active_run",
+    "create_experiment",
+    "datasets",
+    "end_run",
+    "get_experiment",
+    "get_metric_history",
+    "get_run",
+    "list_experiments",
+    "load_settings",
+    "log_artifact",
+    "log_dict",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "search_runs",
+    "set_tag",
+    "set_tags",
+    "start_run",
 ]
 
 if TYPE_CHECKING:
@@ -65,7 +89,12 @@ if TYPE_CHECKING:
     from loopml.tracking.entities import ArtifactInfo, Experiment, Metric, Run, RunStatus
 
 
+_SUBPACKAGES = ("datasets",)
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"loopml.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'loopml' has no attribute {name!r}")

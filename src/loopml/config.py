@@ -37,6 +37,8 @@ class Settings:
         "Metadata store: sqlite:///PATH or postgresql://…; default: SQLite under home."))
     blob_url: str = field(default="", metadata=_doc(
         "Blob store: file://PATH, s3://bucket/prefix or memory://; default: home/blobs."))
+    remote_url: str = field(default="", metadata=_doc(
+        "Remote blob store that 'loopml data push/pull' copy versions to/from (s3://…)."))
     s3_endpoint_url: str = field(default="", metadata=_doc(
         "Endpoint of an S3-compatible store (MinIO, moto, …); empty for AWS."))
     default_experiment: str = field(default="Default", metadata=_doc(

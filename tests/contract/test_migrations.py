@@ -8,6 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from loopml.datasets import tables as dataset_tables  # noqa: F401  (registers its tables)
 from loopml.errors import Conflict
 from loopml.store import MetadataStore, metadata
 from loopml.store.engine import make_engine

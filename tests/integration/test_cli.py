@@ -79,8 +79,10 @@ def test_user_errors_are_one_line(tracked_runs: list[str], args: list[str],
 
 
 def test_db_upgrade_and_current(tmp_path: Path) -> None:
-    assert "-> 0002" in loopml_cli("db", "upgrade").stdout
-    assert "revision 0002" in loopml_cli("db", "current").stdout
+    from loopml.store.migrate import SCHEMA_HEAD
+
+    assert f"-> {SCHEMA_HEAD}" in loopml_cli("db", "upgrade").stdout
+    assert f"revision {SCHEMA_HEAD}" in loopml_cli("db", "current").stdout
 
 
 def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ EXPECTED = [
     "RunStatus", "Settings", "active_run", "create_experiment", "end_run", "get_experiment",
     "get_metric_history", "get_run", "list_experiments", "load_settings", "log_artifact",
     "log_dict", "log_metric", "log_metrics", "log_param", "log_params", "log_text",
-    "search_runs", "set_tag", "set_tags", "start_run",
+    "search_runs", "set_tag", "set_tags", "start_run", "datasets",
 ]
 
 
@@ -40,4 +40,4 @@ def test_unknown_attribute_raises_attribute_error() -> None:
 
 
 def test_every_export_has_a_source() -> None:
-    assert sorted(loopml._EXPORTS) == sorted(loopml.__all__)
+    assert sorted([*loopml._EXPORTS, *loopml._SUBPACKAGES]) == sorted(loopml.__all__)

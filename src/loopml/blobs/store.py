@@ -62,11 +62,16 @@ class BlobStore:
 
     def put_bytes(self, data: bytes) -> str:
         """Store ``data`` unless it is stored already; return its digest."""
+        return self.add_bytes(data)[0]
+
+    def add_bytes(self, data: bytes | bytearray | memoryview) -> tuple[str, bool]:
+        """Like :meth:`put_bytes`, also saying whether the bytes were new (and so written)."""
         digest = hash_bytes(data)
         key = key_for(digest)
-        if not self.backend.exists(key):
-            self.backend.put_bytes(key, bytes(data))
-        return digest
+        if self.backend.exists(key):
+            return digest, False
+        self.backend.put_bytes(key, bytes(data))
+        return digest, True
 
     def put_file(self, path: StrPath) -> BlobRef:
         """Store the file at ``path`` unless its content is stored already.

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from loopml.cli.data import data
 from loopml.cli.db import db
 from loopml.cli.tracking import experiments, runs
 from loopml.errors import LoopmlError
@@ -23,6 +24,7 @@ def cli() -> None:
 cli.add_command(experiments)
 cli.add_command(runs)
 cli.add_command(db)
+cli.add_command(data)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -7,8 +7,7 @@ from typing import Any
 
 import click
 
-from loopml.cli.output import (format_duration, format_time, format_value, print_json,
-                               print_table)
+from loopml.cli.output import format_duration, format_time, format_value, print_json, print_table
 
 __all__ = ["experiments", "runs"]
 

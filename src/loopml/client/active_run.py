@@ -94,6 +94,10 @@ class ActiveRun:
     def log_dict(self, data: Any, artifact_file: str) -> ArtifactInfo:
         return self._client.log_dict(self.id, data, artifact_file)
 
+    def use_dataset(self, ref: str) -> None:
+        """Record that this run reads the dataset version ``ref`` (lineage)."""
+        self._client.use_dataset(self.id, ref)
+
     def to_record(self) -> Run:
         """The run as stored now (flushes buffered metrics first)."""
         return self._client.get_run(self.id)

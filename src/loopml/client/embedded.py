@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import atexit
-import functools
 import tempfile
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from loopml.blobs import BlobStore, canonical_json, open_backend
+from loopml.blobs import canonical_json
+from loopml.client.base import ClientBase
 from loopml.client.datasets import DatasetMethods
-from loopml.config import Settings, load_settings
+from loopml.config import Settings
 from loopml.errors import InvalidArgument, MissingDependency
-from loopml.store import MetadataStore
 from loopml.tracking import artifacts as artifact_ops
 from loopml.tracking import records
 from loopml.tracking.buffer import MetricBuffer
@@ -42,7 +41,7 @@ def _flush_open_clients() -> None:
         client.close()
 
 
-class Client(DatasetMethods):
+class Client(DatasetMethods, ClientBase):
     """Tracking and the dataset registry over ``settings`` (default: :func:`loopml.load_settings`).
 
     Stores are opened on first use, so creating a client costs nothing. Buffered metrics
@@ -51,22 +50,11 @@ class Client(DatasetMethods):
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or load_settings()
+        super().__init__(settings)
         self._metric_buffer = MetricBuffer(self._write_points,
                                            max_points=self.settings.metric_buffer_size,
                                            interval=self.settings.metric_flush_interval)
         _open_clients.add(self)
-
-    @functools.cached_property
-    def meta(self) -> MetadataStore:
-        return MetadataStore(self.settings.database_url)
-
-    @functools.cached_property
-    def blobs(self) -> BlobStore:
-        backend = open_backend(self.settings.blob_url,
-                               s3_endpoint_url=self.settings.s3_endpoint_url)
-        return BlobStore(backend, workers=self.settings.blob_workers,
-                         progress=self.settings.progress)
 
     def flush(self) -> None:
         """Write buffered metric points now."""
@@ -74,8 +62,7 @@ class Client(DatasetMethods):
 
     def close(self) -> None:
         self._metric_buffer.close()
-        if "meta" in self.__dict__:
-            self.meta.close()
+        self.close_stores()
         _open_clients.discard(self)
 
     def _write_points(self, points: Sequence[MetricPoint]) -> None:

@@ -1,0 +1,193 @@
+"""``add`` and ``append``: turn files on disk into an immutable dataset version.
+
+Order of work, so that bad input stores nothing and an interruption leaves no half version:
+1. read and check (kind, table schema/profile/contract) — nothing written yet;
+2. store blobs and directory listings (content-addressed, atomic, reused after a crash);
+3. insert the version row in one transaction — the version exists whole or not at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loopml.blobs import BlobStore
+from loopml.blobs.chunking import FileEntry
+from loopml.blobs.statcache import StatCache
+from loopml.blobs.tree import build_tree, diff_trees, iter_files, tree_from_entries
+from loopml.datasets import records
+from loopml.datasets.contract import Contract, scan
+from loopml.datasets.entities import DatasetKind, DatasetVersion
+from loopml.datasets.refs import DatasetRef, check_dataset_name
+from loopml.errors import InvalidArgument, NotFound
+from loopml.profiling import TableProfile, open_table, profile_shift, schema_diff, schema_of
+from loopml.store import MetadataStore
+from loopml.tracking.context import current_user
+
+__all__ = ["IngestOptions", "add", "append", "detect_kind", "load_profile"]
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    message: str = ""
+    strict: bool = False
+    run_id: str | None = None
+    progress: bool = False
+
+
+def detect_kind(path: Path) -> DatasetKind:
+    """A CSV/Parquet file or a directory of Parquet files is a table; else a file or a tree."""
+    if path.is_file():
+        return DatasetKind.TABLE if path.suffix.lower() in TABLE_SUFFIXES else DatasetKind.FILE
+    files = [p for p in path.rglob("*") if p.is_file()]
+    if files and all(p.suffix.lower() in (".parquet", ".pq") for p in files):
+        return DatasetKind.TABLE
+    return DatasetKind.TREE
+
+
+def _checked_path(path: str | Path) -> Path:
+    local = Path(path)
+    if not local.exists():
+        raise InvalidArgument(f"cannot add {str(local)!r}: no such file or directory")
+    if local.is_dir() and not any(p.is_file() for p in local.rglob("*")):
+        raise InvalidArgument(f"cannot add {str(local)!r}: the directory holds no files")
+    return local
+
+
+def load_profile(blobs: BlobStore, version: DatasetVersion) -> TableProfile | None:
+    return None if version.profile is None else TableProfile.from_dict(
+        blobs.get_json(version.profile))
+
+
+def _scan_table(path: Path, contract: dict[str, Any] | None, *, strict: bool,
+                name: str) -> tuple[TableProfile, dict[str, Any] | None]:
+    profile, report = scan(open_table(path),
+                           Contract.from_dict(contract) if contract else None)
+    if report is not None and not report.ok and strict:
+        raise InvalidArgument(f"{path} violates the contract of dataset {name!r} (--strict): "
+                              + "; ".join(report.lines()))
+    return profile, (None if report is None else report.to_dict())
+
+
+def _validation(report: dict[str, Any] | None, parent: TableProfile | None,
+                child: TableProfile) -> dict[str, Any]:
+    shifts = [] if parent is None else profile_shift(parent, child)
+    return {"contract": report, "shifts": [dataclasses.asdict(s) for s in shifts]}
+
+
+def add(meta: MetadataStore, blobs: BlobStore, stat_cache: StatCache | None, *, name: str,
+        path: str | Path, options: IngestOptions) -> DatasetVersion:
+    """A new version of ``name`` holding exactly ``path`` (or the latest, when identical)."""
+    check_dataset_name(name)
+    local = _checked_path(path)
+    kind = detect_kind(local)
+    with meta.read() as conn:
+        dataset = records.find_dataset(conn, name)
+        parent = None if dataset is None else records.latest_version(conn, dataset)
+    profile, report, schema = None, None, None
+    if kind is DatasetKind.TABLE:
+        profile, report = _scan_table(local, dataset.contract if dataset else None,
+                                      strict=options.strict, name=name)
+        schema = [dataclasses.asdict(c) for c in schema_of(profile.schema)]
+    tree = build_tree(blobs, local, base=None if parent is None else parent.tree,
+                      stat_cache=stat_cache, progress=options.progress)
+    if parent is not None and parent.tree == tree.digest and parent.kind is kind:
+        return dataclasses.replace(parent, unchanged=True)
+    new_files = tree.files
+    if parent is not None:
+        changes = diff_trees(blobs, parent.tree, tree.digest)
+        new_files = len(changes.added) + len(changes.modified)
+    parent_profile = None if parent is None else load_profile(blobs, parent)
+    fields: dict[str, Any] = {"kind": kind.value, "tree": tree.digest, "files": tree.files,
+                              "bytes": tree.bytes, "new_files": new_files}
+    if profile is not None:
+        fields.update(rows=profile.rows, new_rows=profile.rows, schema=schema,
+                      profile=blobs.put_json(profile.to_dict()),
+                      validation=_validation(report, parent_profile, profile))
+    return _insert(meta, name, parent, fields, options)
+
+
+def _insert(meta: MetadataStore, name: str, parent: DatasetVersion | None,
+            fields: dict[str, Any], options: IngestOptions) -> DatasetVersion:
+    with meta.write() as conn:
+        dataset = records.ensure_dataset(conn, name)
+        version = records.insert_version(
+            conn, dataset, parent_version=None if parent is None else parent.version,
+            message=options.message, created_by=current_user(), **fields)
+        if options.run_id is not None:
+            records.record_lineage(conn, options.run_id, version, "output")
+    return version
+
+
+def append(meta: MetadataStore, blobs: BlobStore, stat_cache: StatCache | None, *, name: str,
+           path: str | Path, options: IngestOptions) -> DatasetVersion:
+    """A new version = the latest one plus the files (tree) or rows (table) at ``path``."""
+    local = _checked_path(path)
+    with meta.read() as conn:
+        dataset = records.get_dataset(conn, name)
+        parent = records.latest_version(conn, dataset)
+    if parent is None:
+        raise NotFound(f"dataset {name!r} has no version to append to; create one with "
+                       f"'loopml data add PATH --name {name}'")
+    if parent.kind is DatasetKind.FILE:
+        raise InvalidArgument(f"dataset {name!r} is a single file, which cannot grow; add the "
+                              "new content as a new version with 'loopml data add'")
+    entries = dict(iter_files(blobs, parent.tree))
+    added_tree = build_tree(blobs, local, stat_cache=stat_cache, progress=options.progress)
+    prefix = f"appended/v{parent.version + 1}/" if parent.kind is DatasetKind.TABLE else ""
+    added = {prefix + p: e for p, e in iter_files(blobs, added_tree.digest)}
+    _check_no_overwrite(name, parent, entries, added)
+    new = {p: e for p, e in added.items() if p not in entries}
+    if not new:
+        return dataclasses.replace(parent, unchanged=True)
+    fields: dict[str, Any] = {"kind": parent.kind.value,
+                              "tree": tree_from_entries(blobs, {**entries, **new},
+                                                        base=parent.tree),
+                              "files": len(entries) + len(new),
+                              "bytes": parent.bytes + sum(e.size for e in new.values()),
+                              "new_files": len(new)}
+    if parent.kind is DatasetKind.TABLE:
+        fields.update(_appended_rows(blobs, local, parent, dataset.contract, options, name))
+    return _insert(meta, name, parent, fields, options)
+
+
+def _check_no_overwrite(name: str, parent: DatasetVersion, entries: dict[str, FileEntry],
+                        added: dict[str, FileEntry]) -> None:
+    clashes = [p for p, e in added.items() if p in entries and entries[p].digest != e.digest]
+    if clashes:
+        shown = ", ".join(clashes[:5]) + (f" and {len(clashes) - 5} more" if len(clashes) > 5
+                                          else "")
+        raise InvalidArgument(
+            f"append only adds files, but {shown} exist(s) in {name}@{parent.version} with other "
+            "content; to replace files, add a new full version with 'loopml data add'")
+
+
+def _appended_rows(blobs: BlobStore, local: Path, parent: DatasetVersion,
+                   contract: dict[str, Any] | None, options: IngestOptions,
+                   name: str) -> dict[str, Any]:
+    if detect_kind(local) is not DatasetKind.TABLE:
+        raise InvalidArgument(f"dataset {name!r} is a table: append a CSV or Parquet file (or a "
+                              f"directory of Parquet files), not {str(local)!r}")
+    added, report = _scan_table(local, contract, strict=options.strict, name=name)
+    parent_profile = load_profile(blobs, parent)
+    if parent_profile is None or parent.rows is None:
+        raise InvalidArgument(f"{name}@{parent.version} has no table profile to append rows "
+                              "to; add the whole table as a new version with 'loopml data add'")
+    changes = schema_diff(schema_of(parent_profile.schema), schema_of(added.schema))
+    if changes:
+        raise InvalidArgument(f"cannot append {str(local)!r} to {name}@{parent.version}: "
+                              f"its columns differ ({'; '.join(changes)}); align the columns "
+                              "or add a new full version with 'loopml data add'")
+    merged = parent_profile.merge(added)
+    return {"rows": parent.rows + added.rows, "new_rows": added.rows,
+            "schema": parent.schema, "profile": blobs.put_json(merged.to_dict()),
+            "validation": _validation(report, parent_profile, added)}
+
+
+def resolve_version(meta: MetadataStore, ref: DatasetRef) -> DatasetVersion:
+    with meta.read() as conn:
+        return records.resolve(conn, ref)
