@@ -22,6 +22,9 @@ _EXPORTS = {
     "Run": "loopml.tracking.entities",
     "RunStatus": "loopml.tracking.entities",
     "ArtifactInfo": "loopml.tracking.entities",
+    "ModelInfo": "loopml.client.registry",
+    **{name: "loopml.client.models_api" for name in ("load_model", "log_model",
+                                                     "register_model")},
     **{name: "loopml.client.fluent" for name in (
         "active_run", "create_experiment", "end_run", "get_experiment", "get_metric_history",
         "get_run", "list_experiments", "log_artifact", "log_dict", "log_metric",
@@ -30,35 +33,12 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "ActiveRun",
-    "ArtifactInfo",
-    "Client",
-    "Experiment",
-    "LoopmlError",
-    "Metric",
-    "Run",
-    "RunStatus",
-    "Settings",
-    "active_run",
-    "create_experiment",
-    "datasets",
-    "end_run",
-    "get_experiment",
-    "get_metric_history",
-    "get_run",
-    "list_experiments",
-    "load_settings",
-    "log_artifact",
-    "log_dict",
-    "log_metric",
-    "log_metrics",
-    "log_param",
-    "log_params",
-    "log_text",
-    "search_runs",
-    "set_tag",
-    "set_tags",
-    "start_run",
+    "ActiveRun", "ArtifactInfo", "Client", "Experiment", "LoopmlError", "Metric", "ModelInfo",
+    "Run", "RunStatus", "Settings", "active_run", "create_experiment", "datasets", "end_run",
+    "get_experiment", "get_metric_history", "get_run", "list_experiments", "load_model",
+    "load_settings", "log_artifact", "log_dict", "log_metric", "log_metrics", "log_model",
+    "log_param", "log_params", "log_text", "models", "register_model", "search_runs", "set_tag",
+    "set_tags", "start_run",
 ]
 
 if TYPE_CHECKING:
@@ -84,12 +64,14 @@ if TYPE_CHECKING:
         set_tags,
         start_run,
     )
+    from loopml.client.models_api import load_model, log_model, register_model
+    from loopml.client.registry import ModelInfo
     from loopml.config import Settings, load_settings
     from loopml.errors import LoopmlError
     from loopml.tracking.entities import ArtifactInfo, Experiment, Metric, Run, RunStatus
 
 
-_SUBPACKAGES = ("datasets",)
+_SUBPACKAGES = ("datasets", "models")
 
 
 def __getattr__(name: str) -> Any:

@@ -13,6 +13,7 @@ EXPECTED = [
     "get_metric_history", "get_run", "list_experiments", "load_settings", "log_artifact",
     "log_dict", "log_metric", "log_metrics", "log_param", "log_params", "log_text",
     "search_runs", "set_tag", "set_tags", "start_run", "datasets",
+    "ModelInfo", "load_model", "log_model", "register_model", "models",
 ]
 
 

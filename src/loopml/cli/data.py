@@ -254,14 +254,21 @@ def data_lineage(ref: str, as_json: bool) -> None:
     client = _client()
     version = client.get_dataset_version(ref)
     links = client.dataset_lineage(version.ref)
+    consumers = client.dataset_consumers(version.ref)
     if as_json:
         print_json({"version": version.ref, "runs": [
             {"run_id": r.id, "name": r.name, "role": role, "status": r.status.value}
-            for r, role in links]})
+            for r, role in links], "models": [
+            {"model": m.model, "version": m.version, "run_id": m.run_id,
+             "aliases": list(m.aliases)} for m in consumers]})
         return
     print_table(["role", "run", "run id", "status", "started (UTC)"],
                 [[role, r.name, r.id[:8], r.status.value, format_time(r.start_time)]
-                 for r, role in links], title=f"lineage of {version.ref}")
+                 for r, role in links], title=f"runs that used {version.ref}")
+    if consumers:
+        print_table(["model version", "run id", "created (UTC)"],
+                    [[m.ref, (m.run_id or "")[:8], format_time(m.created_at)]
+                     for m in consumers], title=f"models trained on {version.ref}")
 
 
 @data.command("contract")

@@ -9,6 +9,7 @@ import click
 
 from loopml.cli.data import data
 from loopml.cli.db import db
+from loopml.cli.models import models
 from loopml.cli.tracking import experiments, runs
 from loopml.errors import LoopmlError
 
@@ -25,6 +26,7 @@ cli.add_command(experiments)
 cli.add_command(runs)
 cli.add_command(db)
 cli.add_command(data)
+cli.add_command(models)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -52,6 +52,9 @@ class ClientBase:
 
         return StatCache(self.settings.home / "cache" / "stat.sqlite")
 
+    def flush(self) -> None:
+        """Write anything buffered (the tracking client buffers metric points)."""
+
     def close_stores(self) -> None:
         if "meta" in self.__dict__:
             self.meta.close()

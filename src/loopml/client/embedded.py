@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from loopml.blobs import canonical_json
-from loopml.client.base import ClientBase
-from loopml.client.datasets import DatasetMethods
+from loopml.client.registry import ModelMethods
 from loopml.config import Settings
 from loopml.errors import InvalidArgument, MissingDependency
 from loopml.tracking import artifacts as artifact_ops
@@ -41,8 +40,9 @@ def _flush_open_clients() -> None:
         client.close()
 
 
-class Client(DatasetMethods, ClientBase):
-    """Tracking and the dataset registry over ``settings`` (default: :func:`loopml.load_settings`).
+class Client(ModelMethods):
+    """Tracking, the dataset and the model registry over ``settings``
+    (default: :func:`loopml.load_settings`).
 
     Stores are opened on first use, so creating a client costs nothing. Buffered metrics
     are written by a background thread and at :meth:`end_run`, :meth:`flush`,

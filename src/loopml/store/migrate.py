@@ -22,7 +22,7 @@ from loopml.errors import Conflict
 __all__ = ["SCHEMA_HEAD", "current_revision", "ensure_schema", "upgrade"]
 
 #: The newest migration; a test checks it against Alembic's script directory.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 _PG_LOCK_KEY = 0x6C6F6F706D6C  # "loopml"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 

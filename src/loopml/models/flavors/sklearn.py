@@ -1,0 +1,133 @@
+"""scikit-learn estimators, stored with skops so that loading runs no arbitrary code.
+
+skops rebuilds objects from a JSON schema and only instantiates types on its trusted list;
+a package whose model holds other types (a user's class, a function) loads only when the
+caller passes ``trusted=True``, and then only the types skops reports are let through.
+(skops 0.16 does not trust ``sklearn.tree._tree.Tree``: tree ensembles need ``trusted=True``
+to load.) Plain pickle is written only on request (``trusted=True`` at save time, when skops cannot
+store the model or ``options={'serializer': 'pickle'}``) and read only with ``trusted=True``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from loopml.errors import InvalidArgument, PermissionDenied
+from loopml.models.flavor import Flavor
+
+__all__ = ["SklearnFlavor"]
+
+SERIALIZERS = ("skops", "pickle")
+
+
+def _untrusted_message(directory: Path, types: list[str]) -> str:
+    try:
+        from skops.io.exceptions import UNTRUSTED_TYPE_REASONS as reasons
+    except ImportError:
+        reasons = {}
+    why = "".join(f"\n- {reasons[t]}" for t in types if t in reasons)
+    return (f"the model package at {directory} holds types that skops does not trust by "
+            f"default: {', '.join(types)}; loading them can run their code or crash the "
+            "process on crafted files, so loopml needs trusted=True for this package: pass it "
+            "to load_model if you trust where the package came from" + why)
+
+
+def _refuse_unimportable(names: list[str]) -> None:
+    """skops (like pickle) stores functions and classes by name: some names never resolve."""
+    lost = [n for n in names if "<lambda>" in n or "<locals>" in n or n.startswith("__main__.")]
+    if lost:
+        raise InvalidArgument(
+            f"the model refers to {', '.join(lost)}, which cannot be imported where the model "
+            "is loaded (a lambda, a function or class defined inside a function, or one "
+            "defined in __main__ or a notebook); define it at module level in an importable "
+            "module and fit the model again")
+
+
+class SklearnFlavor(Flavor):
+    """scikit-learn estimators and pipelines (anything with a ``predict`` method)."""
+
+    name = "sklearn"
+    packages = ("scikit-learn", "skops", "numpy", "scipy")
+    extra = "models"
+
+    def detect(self, model: object) -> bool:
+        base = sys.modules.get("sklearn.base")
+        return (base is not None and isinstance(model, base.BaseEstimator)
+                and callable(getattr(model, "predict", None)))
+
+    def requirements(self, data: Mapping[str, Any]) -> tuple[str, ...]:
+        if data.get("serializer") == "pickle":
+            return tuple(p for p in self.packages if p != "skops")
+        return self.packages
+
+    def _skops(self) -> Any:
+        return self.import_library("skops.io", package="skops")
+
+    def save(self, model: object, directory: Path, *, options: Mapping[str, Any],
+             trusted: bool) -> dict[str, Any]:
+        serializer = options.get("serializer", "skops")
+        if serializer not in SERIALIZERS:
+            raise InvalidArgument(f"sklearn serializer {serializer!r} is not one of "
+                                  f"{', '.join(SERIALIZERS)}")
+        if serializer == "pickle" and not trusted:
+            raise InvalidArgument(
+                "serializer 'pickle' writes a file that runs arbitrary code when loaded; pass "
+                "trusted=True to save_model to choose it (or keep the default, skops)")
+        data: dict[str, Any] = {"estimator": type(model).__qualname__}
+        if serializer == "skops":
+            sio = self._skops()
+            path = directory / "model.skops"
+            try:
+                sio.dump(model, path)
+            except Exception as exc:  # skops raises TypeError, ValueError, … per object
+                path.unlink(missing_ok=True)
+                if not trusted:
+                    raise InvalidArgument(
+                        f"skops cannot store this {type(model).__name__} ({exc}); pass "
+                        "trusted=True to save_model to store it with pickle instead (loading "
+                        "will then need trusted=True too)") from exc
+            else:  # types outside skops' trusted list make loading need trusted=True
+                untrusted = sorted(sio.get_untrusted_types(file=path))
+                _refuse_unimportable(untrusted)
+                return {**data, "file": path.name, "serializer": "skops",
+                        "untrusted_types": untrusted}
+        with (directory / "model.pkl").open("wb") as handle:
+            pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        return {**data, "file": "model.pkl", "serializer": "pickle"}
+
+    def load(self, directory: Path, data: Mapping[str, Any], *, trusted: bool,
+             device: str | None) -> object:
+        path = directory / str(data.get("file", "model.skops"))
+        if data.get("serializer") == "pickle":
+            if not trusted:
+                raise PermissionDenied(
+                    f"the model package at {directory} is a pickle ({path.name}); unpickling "
+                    "runs arbitrary code, so loopml loads it only when you vouch for its "
+                    "source: pass trusted=True to load_model if you trust it")
+            with path.open("rb") as handle:
+                return pickle.load(handle)  # the caller vouched: trusted=True
+        sio = self._skops()
+        untrusted = sio.get_untrusted_types(file=path)
+        if untrusted and not trusted:
+            raise PermissionDenied(_untrusted_message(directory, sorted(untrusted)))
+        return sio.load(path, trusted=untrusted or None)
+
+    def _native_input(self, model: Any, data: Any) -> Any:
+        if hasattr(data, "columns") and getattr(model, "feature_names_in_", None) is None:
+            return data.to_numpy()  # fitted on an array: avoid sklearn's feature-name warning
+        return data
+
+    def predict(self, model: object, data: Any) -> Any:
+        return model.predict(self._native_input(model, data))  # type: ignore[attr-defined]
+
+    def has_predict_proba(self, model: object) -> bool:
+        return callable(getattr(model, "predict_proba", None))
+
+    def predict_proba(self, model: object, data: Any) -> Any:
+        if not self.has_predict_proba(model):
+            return super().predict_proba(model, data)
+        return model.predict_proba(self._native_input(model, data))  # type: ignore[attr-defined]
