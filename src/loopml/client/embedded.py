@@ -94,7 +94,9 @@ class Client(ModelMethods):
                   parent_run_id: str | None = None) -> ActiveRun:
         """Start a run in ``experiment`` (created if new) and return it as a context manager."""
         from loopml.client.active_run import ActiveRun
+        from loopml.models.prefetch import prefetch_model_imports
 
+        prefetch_model_imports()
         exp = self._experiment_for_run(experiment)
         all_tags = {**code_version_tags(), **environment_tags(),
                     **{k: str(v) for k, v in (tags or {}).items()}}
