@@ -24,8 +24,10 @@ def _value(version: ModelVersion, kind: str, key: str) -> Any:
         return version.metrics.get(key)
     if kind == "param":
         return version.params.get(key)
-    if kind == "attribute" and key in ("status", "flavor", "run_id", "version"):
-        return getattr(version, key)
+    if kind == "attribute":
+        key = {"id": "run_id"}.get(key, key)  # the filter parser names run ids "id"
+        if key in ("status", "flavor", "run_id", "version"):
+            return getattr(version, key)
     raise InvalidArgument(f"versions can be filtered on metrics.*, params.* and status, "
                           f"flavor, run_id, version; not on {kind} {key!r}")
 

@@ -7,13 +7,12 @@ scikit-learn wrapper did; ``LoadedModel.raw`` is the ``lightgbm.Booster``.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loopml.models.flavor import Flavor
+from loopml.models.flavor import Flavor, loaded_module
 from loopml.models.manifest import plain_json
 
 __all__ = ["LightGBMFlavor", "LightGBMModel"]
@@ -50,7 +49,7 @@ class LightGBMFlavor(Flavor):
     extra = "lightgbm"
 
     def detect(self, model: object) -> bool:
-        lgb = sys.modules.get("lightgbm")
+        lgb = loaded_module("lightgbm")
         return lgb is not None and isinstance(model, lgb.Booster | lgb.LGBMModel)
 
     def save(self, model: object, directory: Path, *, options: Mapping[str, Any],

@@ -8,14 +8,13 @@ when the graph has a single input, or column by column when the graph has one in
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from loopml.errors import InvalidArgument
-from loopml.models.flavor import Flavor
+from loopml.models.flavor import Flavor, loaded_module
 
 __all__ = ["ONNXFlavor", "ONNXModel"]
 
@@ -57,7 +56,7 @@ class ONNXFlavor(Flavor):
     extra = "onnx"
 
     def detect(self, model: object) -> bool:
-        onnx = sys.modules.get("onnx")
+        onnx = loaded_module("onnx")
         return onnx is not None and isinstance(model, onnx.ModelProto)
 
     def save(self, model: object, directory: Path, *, options: Mapping[str, Any],

@@ -21,7 +21,6 @@ deprecation warnings are silenced here because the user chose the format knowing
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from loopml.errors import InvalidArgument, PermissionDenied
-from loopml.models.flavor import Flavor
+from loopml.models.flavor import Flavor, loaded_module
 from loopml.models.flavors.importpath import import_path_of, resolve_class
 from loopml.models.manifest import plain_json
 
@@ -62,7 +61,7 @@ class PyTorchFlavor(Flavor):
     extra = "torch"
 
     def detect(self, model: object) -> bool:
-        torch = sys.modules.get("torch")
+        torch = loaded_module("torch")
         if torch is None:
             return False
         exported = getattr(getattr(torch, "export", None), "ExportedProgram", None)

@@ -11,13 +11,12 @@ store the model or ``options={'serializer': 'pickle'}``) and read only with ``tr
 from __future__ import annotations
 
 import pickle
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from loopml.errors import InvalidArgument, PermissionDenied
-from loopml.models.flavor import Flavor
+from loopml.models.flavor import Flavor, loaded_module
 
 __all__ = ["SklearnFlavor"]
 
@@ -55,7 +54,7 @@ class SklearnFlavor(Flavor):
     extra = "models"
 
     def detect(self, model: object) -> bool:
-        base = sys.modules.get("sklearn.base")
+        base = loaded_module("sklearn.base")
         return (base is not None and isinstance(model, base.BaseEstimator)
                 and callable(getattr(model, "predict", None)))
 

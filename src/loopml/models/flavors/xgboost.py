@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from loopml.errors import InvalidArgument
-from loopml.models.flavor import Flavor
+from loopml.models.flavor import Flavor, loaded_module
 
 __all__ = ["XGBoostFlavor"]
 
@@ -25,7 +24,7 @@ class XGBoostFlavor(Flavor):
     extra = "xgboost"
 
     def detect(self, model: object) -> bool:
-        xgb = sys.modules.get("xgboost")
+        xgb = loaded_module("xgboost")
         return xgb is not None and isinstance(model, xgb.Booster | xgb.XGBModel)
 
     def requirements(self, data: Mapping[str, Any]) -> tuple[str, ...]:
