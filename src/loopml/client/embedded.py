@@ -96,10 +96,10 @@ class Client(ModelMethods):
         from loopml.client.active_run import ActiveRun
         from loopml.models.prefetch import prefetch_model_imports
 
-        prefetch_model_imports()
         exp = self._experiment_for_run(experiment)
         all_tags = {**code_version_tags(), **environment_tags(),
                     **{k: str(v) for k, v in (tags or {}).items()}}
+        prefetch_model_imports()  # after environment_tags, which looks for torch
         for key in all_tags:
             check_key(key, kind="tag")
         with self.meta.write() as conn:

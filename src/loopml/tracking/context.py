@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import getpass
+import importlib
 import importlib.metadata
 import os
 import platform
@@ -71,7 +72,8 @@ def _cpu_name() -> str:
 
 
 def _gpu_names() -> str:
-    torch = sys.modules.get("torch")
+    # import_module waits for a torch import another thread may have in progress.
+    torch = importlib.import_module("torch") if "torch" in sys.modules else None
     if torch is not None and torch.cuda.is_available():
         return ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
     if shutil.which("nvidia-smi"):
