@@ -10,7 +10,6 @@ from loopml.blobs import BlobStore
 from loopml.blobs.tree import diff_trees
 from loopml.datasets.entities import DatasetVersion
 from loopml.datasets.ingest import load_profile
-from loopml.profiling import profile_shift, schema_diff, schema_of
 
 __all__ = ["VersionDiff", "diff_versions"]
 
@@ -45,6 +44,8 @@ def diff_versions(blobs: BlobStore, old: DatasetVersion, new: DatasetVersion) ->
     old_profile, new_profile = load_profile(blobs, old), load_profile(blobs, new)
     if old_profile is None or new_profile is None:
         return result
+    from loopml.profiling import profile_shift, schema_diff, schema_of
+
     columns = schema_diff(schema_of(old_profile.schema), schema_of(new_profile.schema))
     shifts = [dataclasses.asdict(s) for s in profile_shift(old_profile, new_profile)]
     return dataclasses.replace(result, columns=list(columns), shifts=shifts)

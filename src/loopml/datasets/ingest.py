@@ -9,22 +9,24 @@ Order of work, so that bad input stores nothing and an interruption leaves no ha
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopml.blobs import BlobStore
 from loopml.blobs.chunking import FileEntry
 from loopml.blobs.statcache import StatCache
 from loopml.blobs.tree import build_tree, diff_trees, iter_files, tree_from_entries
 from loopml.datasets import records
-from loopml.datasets.contract import Contract, scan
 from loopml.datasets.entities import DatasetKind, DatasetVersion
 from loopml.datasets.refs import DatasetRef, check_dataset_name
 from loopml.errors import InvalidArgument, NotFound
-from loopml.profiling import TableProfile, open_table, profile_shift, schema_diff, schema_of
 from loopml.store import MetadataStore
 from loopml.tracking.context import current_user
+
+if TYPE_CHECKING:  # pyarrow and numpy load only when a table is read
+    from loopml.profiling import TableProfile
 
 __all__ = ["IngestOptions", "add", "append", "detect_kind", "load_profile"]
 
@@ -40,13 +42,18 @@ class IngestOptions:
 
 
 def detect_kind(path: Path) -> DatasetKind:
-    """A CSV/Parquet file or a directory of Parquet files is a table; else a file or a tree."""
+    """A CSV/Parquet file or a directory of Parquet files is a table; else a file or a tree.
+
+    A directory is read only until its first file that is not Parquet."""
     if path.is_file():
         return DatasetKind.TABLE if path.suffix.lower() in TABLE_SUFFIXES else DatasetKind.FILE
-    files = [p for p in path.rglob("*") if p.is_file()]
-    if files and all(p.suffix.lower() in (".parquet", ".pq") for p in files):
-        return DatasetKind.TABLE
-    return DatasetKind.TREE
+    found = False
+    for directory, _, names in os.walk(path):
+        for name in names:
+            if not name.lower().endswith((".parquet", ".pq")):
+                return DatasetKind.TREE
+            found = found or os.path.isfile(os.path.join(directory, name))
+    return DatasetKind.TABLE if found else DatasetKind.TREE
 
 
 def _checked_path(path: str | Path) -> Path:
@@ -59,12 +66,18 @@ def _checked_path(path: str | Path) -> Path:
 
 
 def load_profile(blobs: BlobStore, version: DatasetVersion) -> TableProfile | None:
-    return None if version.profile is None else TableProfile.from_dict(
-        blobs.get_json(version.profile))
+    if version.profile is None:
+        return None
+    from loopml.profiling import TableProfile
+
+    return TableProfile.from_dict(blobs.get_json(version.profile))
 
 
 def _scan_table(path: Path, contract: dict[str, Any] | None, *, strict: bool,
                 name: str) -> tuple[TableProfile, dict[str, Any] | None]:
+    from loopml.datasets.contract import Contract, scan
+    from loopml.profiling import open_table
+
     profile, report = scan(open_table(path),
                            Contract.from_dict(contract) if contract else None)
     if report is not None and not report.ok and strict:
@@ -75,6 +88,8 @@ def _scan_table(path: Path, contract: dict[str, Any] | None, *, strict: bool,
 
 def _validation(report: dict[str, Any] | None, parent: TableProfile | None,
                 child: TableProfile) -> dict[str, Any]:
+    from loopml.profiling import profile_shift
+
     shifts = [] if parent is None else profile_shift(parent, child)
     return {"contract": report, "shifts": [dataclasses.asdict(s) for s in shifts]}
 
@@ -92,6 +107,8 @@ def add(meta: MetadataStore, blobs: BlobStore, stat_cache: StatCache | None, *, 
     if kind is DatasetKind.TABLE:
         profile, report = _scan_table(local, dataset.contract if dataset else None,
                                       strict=options.strict, name=name)
+        from loopml.profiling import schema_of
+
         schema = [dataclasses.asdict(c) for c in schema_of(profile.schema)]
     tree = build_tree(blobs, local, base=None if parent is None else parent.tree,
                       stat_cache=stat_cache, progress=options.progress)
@@ -172,6 +189,8 @@ def _appended_rows(blobs: BlobStore, local: Path, parent: DatasetVersion,
     if detect_kind(local) is not DatasetKind.TABLE:
         raise InvalidArgument(f"dataset {name!r} is a table: append a CSV or Parquet file (or a "
                               f"directory of Parquet files), not {str(local)!r}")
+    from loopml.profiling import schema_diff, schema_of
+
     added, report = _scan_table(local, contract, strict=options.strict, name=name)
     parent_profile = load_profile(blobs, parent)
     if parent_profile is None or parent.rows is None:
