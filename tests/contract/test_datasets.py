@@ -186,3 +186,18 @@ def test_s3_blob_backend_and_remote_push_pull(tmp_path: Path, s3_endpoint: str,
     other.get_dataset("shared@2", tmp_path / "pulled")
     assert (tmp_path / "pulled" / "d0" / "f0.txt").read_text() == "changed"
     other.close()
+
+
+def test_quick_lookup_agrees_with_the_client(client: Client, tmp_path: Path) -> None:
+    from loopml.datasets.quick_lookup import latest_version_quickly
+
+    root = make_tree(tmp_path / "q", files=4)
+    client.add_dataset(root, "quick")
+    (root / "extra.txt").write_text("more")
+    latest = client.add_dataset(root, "quick")
+    quick = latest_version_quickly(client.settings, "quick")
+    if client.settings.is_embedded:
+        assert quick == (latest.version, latest.tree)
+        assert latest_version_quickly(client.settings, "missing") is None
+    else:
+        assert quick is None  # PostgreSQL always takes the client's path

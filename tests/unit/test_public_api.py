@@ -42,3 +42,11 @@ def test_unknown_attribute_raises_attribute_error() -> None:
 
 def test_every_export_has_a_source() -> None:
     assert sorted([*loopml._EXPORTS, *loopml._SUBPACKAGES]) == sorted(loopml.__all__)
+
+
+def test_data_status_does_not_load_sqlalchemy_for_the_embedded_store() -> None:
+    code = ("import sys, loopml.client.base, loopml.datasets.quick_lookup, loopml.blobs.tree; "
+            "print('sqlalchemy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

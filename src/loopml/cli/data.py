@@ -96,20 +96,26 @@ def data_append(name: str, path: Path, message: str, strict: bool, as_json: bool
 def data_status(path: Path, name: str, as_json: bool) -> None:
     """Compare PATH with the latest version of NAME (unchanged files are not re-hashed)."""
     from loopml.blobs.tree import build_tree, diff_trees
+    from loopml.client.base import ClientBase
+    from loopml.datasets.quick_lookup import latest_version_quickly
 
-    client = _client()
-    latest = client.get_dataset_version(name)
-    tree = build_tree(client.blobs, path, stat_cache=client.stat_cache)
-    changes = diff_trees(client.blobs, latest.tree, tree.digest)
-    result = {"dataset": latest.ref, "up_to_date": tree.digest == latest.tree,
+    stores = ClientBase()
+    found = latest_version_quickly(stores.settings, name)
+    if found is None:  # not the embedded store, or a case the client words better
+        latest = _client().get_dataset_version(name)
+        found = (latest.version, latest.tree)
+    version, latest_tree = found
+    tree = build_tree(stores.blobs, path, stat_cache=stores.stat_cache)
+    changes = diff_trees(stores.blobs, latest_tree, tree.digest)
+    result = {"dataset": f"{name}@{version}", "up_to_date": tree.digest == latest_tree,
               "added": list(changes.added), "removed": list(changes.removed),
               "modified": list(changes.modified)}
     if as_json:
         print_json(result)
     elif result["up_to_date"]:
-        click.echo(f"{path} is up to date with {latest.ref}")
+        click.echo(f"{path} is up to date with {name}@{version}")
     else:
-        click.echo(f"{path} differs from {latest.ref}: {len(changes.added)} added, "
+        click.echo(f"{path} differs from {name}@{version}: {len(changes.added)} added, "
                    f"{len(changes.removed)} removed, {len(changes.modified)} modified")
 
 

@@ -1,7 +1,29 @@
-"""Clients: one interface over the embedded store (and, later, a remote server)."""
+"""Clients: one interface over the embedded store (and, later, a remote server).
 
-from loopml.client.active_run import ActiveRun
-from loopml.client.embedded import Client
-from loopml.client.fluent import default_client, set_default_client
+Names are imported on first access: ``loopml.client.base`` (settings and blob stores) can be
+used without loading the metadata layer (SQLAlchemy)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["ActiveRun", "Client", "default_client", "set_default_client"]
+
+_EXPORTS = {"ActiveRun": "loopml.client.active_run", "Client": "loopml.client.embedded",
+            "default_client": "loopml.client.fluent",
+            "set_default_client": "loopml.client.fluent"}
+
+if TYPE_CHECKING:
+    from loopml.client.active_run import ActiveRun
+    from loopml.client.embedded import Client
+    from loopml.client.fluent import default_client, set_default_client
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopml.client' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 from loopml.blobs import BlobStore, open_backend
 from loopml.config import Settings, load_settings
-from loopml.store import MetadataStore
 
 if TYPE_CHECKING:
     from loopml.blobs.statcache import StatCache
+    from loopml.store import MetadataStore
 
 __all__ = ["ClientBase"]
 
@@ -23,6 +23,8 @@ class ClientBase:
 
     @functools.cached_property
     def meta(self) -> MetadataStore:
+        from loopml.store import MetadataStore
+
         return MetadataStore(self.settings.database_url)
 
     @functools.cached_property

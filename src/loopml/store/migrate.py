@@ -18,11 +18,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from loopml.errors import Conflict
+from loopml.store.revision import SCHEMA_HEAD
 
 __all__ = ["SCHEMA_HEAD", "current_revision", "ensure_schema", "upgrade"]
 
-#: The newest migration; a test checks it against Alembic's script directory.
-SCHEMA_HEAD = "0004"
 _PG_LOCK_KEY = 0x6C6F6F706D6C  # "loopml"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
