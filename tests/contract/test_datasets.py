@@ -189,7 +189,7 @@ def test_s3_blob_backend_and_remote_push_pull(tmp_path: Path, s3_endpoint: str,
 
 
 def test_quick_lookup_agrees_with_the_client(client: Client, tmp_path: Path) -> None:
-    from loopml.datasets.quick_lookup import latest_version_quickly
+    from loopml.datasets.quick_lookup import latest_version_quickly, version_quickly
 
     root = make_tree(tmp_path / "q", files=4)
     client.add_dataset(root, "quick")
@@ -199,5 +199,9 @@ def test_quick_lookup_agrees_with_the_client(client: Client, tmp_path: Path) -> 
     if client.settings.is_embedded:
         assert quick == (latest.version, latest.tree)
         assert latest_version_quickly(client.settings, "missing") is None
+        first = client.get_dataset_version("quick@1")
+        assert version_quickly(client.settings, "quick@1") == ("quick", 1, first.tree)
+        assert version_quickly(client.settings, "quick@golden") is None  # tags: the client
+        assert version_quickly(client.settings, "quick@9") is None
     else:
         assert quick is None  # PostgreSQL always takes the client's path

@@ -221,7 +221,17 @@ def data_diff(old: str, new: str, as_json: bool) -> None:
 @click.option("--prefix", default="", help="Only this sub-directory of the version.")
 def data_get(ref: str, dest: Path, prefix: str) -> None:
     """Materialise the files of REF into DEST (only differing files are written)."""
-    stats = _client().get_dataset(ref, dest, prefix=prefix)
+    from loopml.blobs.checkout import checkout
+    from loopml.client.base import ClientBase
+    from loopml.datasets.quick_lookup import version_quickly
+
+    stores = ClientBase()
+    found = version_quickly(stores.settings, ref)
+    if found is None:  # a tag, another store, or an error the client words
+        stats = _client().get_dataset(ref, dest, prefix=prefix)
+    else:
+        stats = checkout(stores.blobs, found[2], dest, prefix=prefix,
+                         stat_cache=stores.stat_cache, progress=stores.settings.progress)
     click.echo(f"{ref} -> {dest}: {stats.written} written, {stats.unchanged} unchanged")
 
 

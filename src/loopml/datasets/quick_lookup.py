@@ -16,16 +16,34 @@ from pathlib import Path
 from loopml.config import Settings
 from loopml.store.revision import SCHEMA_HEAD
 
-__all__ = ["latest_version_quickly"]
+__all__ = ["latest_version_quickly", "version_quickly"]
 
 _QUERY = """
 SELECT v.version, v.tree FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id
-WHERE d.name = ? ORDER BY v.version DESC LIMIT 1
+WHERE d.name = ? AND (? IS NULL OR v.version = ?) ORDER BY v.version DESC LIMIT 1
 """
 
 
 def latest_version_quickly(settings: Settings, name: str) -> tuple[int, str] | None:
     """(version, tree digest) of the newest version of ``name``, or None to use the client."""
+    return _lookup(settings, name, None)
+
+
+def version_quickly(settings: Settings, ref: str) -> tuple[str, int, str] | None:
+    """(name, version, tree) for ``NAME``, ``NAME@latest`` or ``NAME@N``; None otherwise
+    (tags, other stores, errors: the client's path handles and words those)."""
+    name, _, selector = ref.partition("@")
+    if selector in ("", "latest"):
+        number = None
+    elif selector.isdigit():
+        number = int(selector)
+    else:
+        return None
+    found = _lookup(settings, name, number)
+    return None if found is None else (name, *found)
+
+
+def _lookup(settings: Settings, name: str, number: int | None) -> tuple[int, str] | None:
     prefix = "sqlite:///"
     url = settings.database_url
     if not url.startswith(prefix) or "?" in url:
@@ -39,7 +57,7 @@ def latest_version_quickly(settings: Settings, name: str) -> tuple[int, str] | N
             revision = conn.execute("SELECT version_num FROM alembic_version").fetchone()
             if revision is None or revision[0] != SCHEMA_HEAD:
                 return None
-            row = conn.execute(_QUERY, (name,)).fetchone()
+            row = conn.execute(_QUERY, (name, number, number)).fetchone()
     except sqlite3.Error:
         return None
     return None if row is None else (int(row[0]), str(row[1]))
