@@ -205,3 +205,17 @@ def test_quick_lookup_agrees_with_the_client(client: Client, tmp_path: Path) -> 
         assert version_quickly(client.settings, "quick@9") is None
     else:
         assert quick is None  # PostgreSQL always takes the client's path
+
+
+def test_parquet_directory_is_one_table(client: Client, tmp_path: Path) -> None:
+    parts = tmp_path / "events"
+    parts.mkdir()
+    for i in range(3):
+        pq.write_table(pa.table({"id": list(range(i * 100, i * 100 + 100)),
+                                 "score": [float(j) for j in range(100)]}),
+                       parts / f"part-{i}.parquet")
+    version = client.add_dataset(parts, "events")
+    assert (version.kind.value, version.rows, version.files) == ("table", 300, 3)
+    profile = client.dataset_profile("events@1")
+    assert profile is not None and profile.columns["id"].summary()["max"] == 299
+    assert client.load_table("events", output="arrow").num_rows == 300
