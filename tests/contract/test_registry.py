@@ -166,3 +166,38 @@ def test_concurrent_alias_moves_keep_one_target_and_a_consistent_log(client: Cli
     for before, after in itertools.pairwise(events):
         assert after.from_version == before.to_version  # each move starts where the last ended
     assert client.get_model_version("churn@production").version == events[-1].to_version
+
+
+def test_quick_model_lookup_agrees_with_the_client(client: Client, data) -> None:
+    from loopml.registry.quick_lookup import model_tree_quickly
+
+    _train(client, data, 1.0)
+    _train(client, data, 2.0)
+    client.set_model_alias("churn", "champion", 1)
+    client.set_model_version_status("churn/2", "archived")
+    cases = {"models:/churn@champion": "churn@champion", "models:/churn/2": "churn/2",
+             "models:/churn": "churn"}
+    for uri, ref in cases.items():
+        expected = client.get_model_version(ref).tree if client.settings.is_embedded else None
+        assert model_tree_quickly(client.settings, uri) == expected
+    assert model_tree_quickly(client.settings, "models:/churn@nope") is None
+    assert model_tree_quickly(client.settings, "models:/bad name") is None
+
+
+def test_cold_load_by_alias_skips_the_metadata_layer(tmp_path: Path, data) -> None:
+    import subprocess
+    import sys
+
+    settings = loopml.load_settings(home=tmp_path / "cold", progress=False)
+    client = Client(settings)
+    _train(client, data, 1.0)
+    client.set_model_alias("churn", "production", 1)
+    client.close()
+    code = ("import sys, numpy as np, loopml\n"
+            "m = loopml.load_model('models:/churn@production')\n"
+            "print(m.predict(np.ones((1, 5))).shape, 'sqlalchemy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env={**__import__("os").environ,
+                                           "LOOPML_HOME": str(tmp_path / "cold")})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["(1,)", "False"]

@@ -223,6 +223,9 @@ def walk_listing(store: BlobStore, listing: str, path: str) -> Iterator[tuple[st
             yield path + key, files[key]
 
 
+_INLINE_CHECKS = 8
+
+
 def check_present(store: BlobStore, entries: Mapping[str, FileEntry], *,
                   known: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """The paths of ``entries`` whose content is not in ``store``.
@@ -230,7 +233,9 @@ def check_present(store: BlobStore, entries: Mapping[str, FileEntry], *,
     Objects in ``known`` are taken as present; each other object is looked up once.
     """
     objects = sorted({entry.storage for entry in entries.values()} - known)
-    found = run_parallel(store.has, objects, workers=store.workers)
+    # A few look-ups cost less than starting threads for them.
+    found = run_parallel(store.has, objects,
+                         workers=store.workers if len(objects) > _INLINE_CHECKS else 1)
     missing = {obj for obj, present in zip(objects, found, strict=True) if not present}
     return [path for path, entry in entries.items() if entry.storage in missing]
 

@@ -161,7 +161,7 @@ class ModelMethods(DatasetMethods):
 
     def model_path(self, uri: str) -> Path:
         """A local directory holding the package ``uri`` names (materialised once, cached)."""
-        from loopml.registry.packages import materialize
+        from loopml.registry.materialize import materialize
         from loopml.tracking.artifacts import download_artifacts
 
         if uri.startswith("runs:/"):
@@ -171,7 +171,7 @@ class ModelMethods(DatasetMethods):
         if Path(uri).is_dir():
             return Path(uri)
         version = self.get_model_version(uri)
-        return materialize(self.blobs, version, self.settings.home / "cache" / "models")
+        return materialize(self.blobs, version.tree, self.settings.home / "cache" / "models")
 
     def load_model(self, uri: str, *, trusted: bool = False,
                    device: str | None = None) -> LoadedModel:

@@ -1,20 +1,10 @@
-"""The latest version of a dataset read straight from the embedded SQLite file.
-
-``loopml data status`` runs often and must answer in a fraction of a second; importing
-SQLAlchemy alone costs more than half of that budget. For the embedded store at this code's
-schema revision, this reads the one row it needs with the standard library. Any other case
-(PostgreSQL, another revision, a missing file or dataset) returns None, and the caller takes
-the normal path, which also produces the proper error messages. A test checks that both
-paths agree.
-"""
+"""Dataset versions looked up without SQLAlchemy on the embedded store (see
+:mod:`loopml.store.quick_read`): for ``data status`` and ``data get``."""
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 from loopml.config import Settings
-from loopml.store.revision import SCHEMA_HEAD
+from loopml.store.quick_read import read_row
 
 __all__ = ["latest_version_quickly", "version_quickly"]
 
@@ -26,7 +16,8 @@ WHERE d.name = ? AND (? IS NULL OR v.version = ?) ORDER BY v.version DESC LIMIT 
 
 def latest_version_quickly(settings: Settings, name: str) -> tuple[int, str] | None:
     """(version, tree digest) of the newest version of ``name``, or None to use the client."""
-    return _lookup(settings, name, None)
+    row = read_row(settings, _QUERY, (name, None, None))
+    return None if row is None else (int(row[0]), str(row[1]))
 
 
 def version_quickly(settings: Settings, ref: str) -> tuple[str, int, str] | None:
@@ -39,25 +30,5 @@ def version_quickly(settings: Settings, ref: str) -> tuple[str, int, str] | None
         number = int(selector)
     else:
         return None
-    found = _lookup(settings, name, number)
-    return None if found is None else (name, *found)
-
-
-def _lookup(settings: Settings, name: str, number: int | None) -> tuple[int, str] | None:
-    prefix = "sqlite:///"
-    url = settings.database_url
-    if not url.startswith(prefix) or "?" in url:
-        return None
-    path = Path(url.removeprefix(prefix))
-    if not path.is_file():
-        return None
-    try:
-        with sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True,
-                             timeout=30) as conn:
-            revision = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-            if revision is None or revision[0] != SCHEMA_HEAD:
-                return None
-            row = conn.execute(_QUERY, (name, number, number)).fetchone()
-    except sqlite3.Error:
-        return None
-    return None if row is None else (int(row[0]), str(row[1]))
+    row = read_row(settings, _QUERY, (name, number, number))
+    return None if row is None else (name, int(row[0]), str(row[1]))

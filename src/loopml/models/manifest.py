@@ -32,7 +32,8 @@ from loopml.errors import CorruptData, InvalidArgument, NotFound
 from loopml.models.example import ExampleRef
 from loopml.models.signature import Signature
 
-__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "ModelManifest", "read_manifest", "write_manifest"]
+__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "ModelManifest", "parse_manifest", "read_manifest",
+           "write_manifest"]
 
 MANIFEST_NAME = "loopml-model.yaml"
 FORMAT_VERSION = 1
@@ -143,14 +144,19 @@ def read_manifest(directory: str | Path) -> ModelManifest:
         what = "no such directory" if not Path(directory).exists() else f"no {MANIFEST_NAME}"
         raise NotFound(f"no model package at {directory} ({what}); give the directory that "
                        "save_model wrote") from None
+    return parse_manifest(text, source=str(path))
+
+
+def parse_manifest(text: str | bytes, *, source: str) -> ModelManifest:
+    """A manifest from its YAML text (read with libyaml's C loader where it is available)."""
     yaml = _yaml()
     try:
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
-        raise CorruptData(f"{path} is not valid YAML ({exc}); save the model again") from exc
+        raise CorruptData(f"{source} is not valid YAML ({exc}); save the model again") from exc
     if not isinstance(data, Mapping):
-        raise CorruptData(f"{path} does not hold a mapping; save the model again")
-    return ModelManifest.from_dict(data, source=str(path))
+        raise CorruptData(f"{source} does not hold a mapping; save the model again")
+    return ModelManifest.from_dict(data, source=source)
 
 
 def write_manifest(directory: str | Path, manifest: ModelManifest) -> Path:

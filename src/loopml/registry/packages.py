@@ -3,23 +3,18 @@ materialise a version into a local cache to load it."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-import yaml
 
 from loopml.blobs import BlobStore
 from loopml.blobs.build import build_tree
-from loopml.blobs.checkout import checkout
 from loopml.blobs.chunking import FileEntry, open_entry
 from loopml.blobs.tree import iter_files, tree_from_entries
 from loopml.datasets.tables import dataset_versions, datasets, run_datasets
-from loopml.errors import CorruptData, NotFound
-from loopml.models.manifest import MANIFEST_NAME, ModelManifest, read_manifest
+from loopml.errors import NotFound
+from loopml.models.manifest import MANIFEST_NAME, ModelManifest, parse_manifest, read_manifest
 from loopml.registry import records
 from loopml.registry.entities import ModelVersion
 from loopml.store import MetadataStore
@@ -27,25 +22,14 @@ from loopml.tracking.artifacts import list_artifacts
 from loopml.tracking.context import current_user
 from loopml.tracking.records import get_run
 
-__all__ = ["manifest_of_tree", "materialize", "register_dir", "register_run_artifact",
-           "register_tree"]
-
-
-def _parse_manifest(text: bytes, source: str) -> ModelManifest:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise CorruptData(f"{source} is not valid YAML ({exc}); save the model again") from None
-    if not isinstance(data, dict):
-        raise CorruptData(f"{source} does not hold a mapping; save the model again")
-    return ModelManifest.from_dict(data, source=source)
+__all__ = ["manifest_of_tree", "register_dir", "register_run_artifact", "register_tree"]
 
 
 def manifest_of_tree(blobs: BlobStore, tree: str, source: str) -> ModelManifest:
     for path, entry in iter_files(blobs, tree):
         if path == MANIFEST_NAME:
             with open_entry(blobs, entry) as stream:
-                return _parse_manifest(stream.read(), f"{source}/{MANIFEST_NAME}")
+                return parse_manifest(stream.read(), source=f"{source}/{MANIFEST_NAME}")
     raise NotFound(f"no model at {source}: it has no {MANIFEST_NAME}; log the model with "
                    "loopml.log_model or save it with loopml.models.save_model")
 
@@ -93,7 +77,7 @@ def register_run_artifact(meta: MetadataStore, blobs: BlobStore, *, run_id: str,
         raise NotFound(f"no model at {source}: it has no {MANIFEST_NAME}; log the model with "
                        "loopml.log_model")
     with open_entry(blobs, entries[MANIFEST_NAME]) as stream:
-        manifest = _parse_manifest(stream.read(), f"{source}/{MANIFEST_NAME}")
+        manifest = parse_manifest(stream.read(), source=f"{source}/{MANIFEST_NAME}")
     tree = tree_from_entries(blobs, entries)
     return register_tree(meta, name=name, tree=tree, manifest=manifest, run_id=run_id,
                          description=description)
@@ -106,22 +90,3 @@ def register_dir(meta: MetadataStore, blobs: BlobStore, *, path: str | Path, nam
     tree = build_tree(blobs, path).digest
     return register_tree(meta, name=name, tree=tree, manifest=manifest, run_id=run_id,
                          description=description)
-
-
-def materialize(blobs: BlobStore, version: ModelVersion, cache: Path) -> Path:
-    """The version's package as a local directory (written once per content, then reused)."""
-    target = cache / version.tree
-    if (target / MANIFEST_NAME).is_file():
-        return target
-    cache.mkdir(parents=True, exist_ok=True)
-    staging = cache / f".{version.tree}.{uuid.uuid4().hex[:8]}"
-    try:
-        checkout(blobs, version.tree, staging)
-        try:
-            os.rename(staging, target)
-        except OSError:  # another process materialised it meanwhile
-            if not (target / MANIFEST_NAME).is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
