@@ -122,29 +122,40 @@ def get_run(conn: sa.Connection, run_id: str) -> Run:
     return found[0]
 
 
-def load_runs(conn: sa.Connection, run_ids: Sequence[str]) -> list[Run]:
-    """Runs with params, tags and latest metrics, in the order of ``run_ids`` (missing skipped)."""
-    if not run_ids:
-        return []
-    ids = list(run_ids)
-    by_id = {row.id: row for row in conn.execute(sa.select(runs).where(runs.c.id.in_(ids)))}
-    run_params: dict[str, dict[str, str]] = {i: {} for i in by_id}
-    run_tags: dict[str, dict[str, str]] = {i: {} for i in by_id}
-    run_metrics: dict[str, dict[str, float]] = {i: {} for i in by_id}
-    targets: dict[str, dict[str, Any]] = {"p": run_params, "t": run_tags}
+def _load_statements() -> tuple[sa.Select[Any], sa.CompoundSelect[Any]]:
+    """The two queries of :func:`load_runs`, built once: building a statement costs more
+    than running it. ``ids`` is an expanding parameter (one ``IN`` list per call)."""
+    ids = sa.bindparam("ids", expanding=True)
     lm = latest_metrics.c
-    # One statement for the three tables: one round trip, one compiled query.
     no_number = sa.cast(sa.null(), sa.Float(precision=53))
     no_text = sa.cast(sa.null(), sa.Text)
-    rows = conn.execute(sa.union_all(
+    # One statement for the three tables: one round trip, one compiled query.
+    values = sa.union_all(
         sa.select(sa.literal("p"), params.c.run_id, params.c.key, params.c.value,
                   no_number.label("number"), sa.false().label("is_nan"))
         .where(params.c.run_id.in_(ids)),
         sa.select(sa.literal("t"), tags.c.run_id, tags.c.key, tags.c.value, no_number,
                   sa.false()).where(tags.c.run_id.in_(ids)),
         sa.select(sa.literal("m"), lm.run_id, lm.key, no_text, lm.value, lm.is_nan)
-        .where(lm.run_id.in_(ids))))
-    for kind, run_id, key, text, number, is_nan in rows:
+        .where(lm.run_id.in_(ids)))
+    return sa.select(runs).where(runs.c.id.in_(ids)), values
+
+
+_RUNS_BY_ID, _VALUES_BY_RUN = _load_statements()
+
+
+def load_runs(conn: sa.Connection, run_ids: Sequence[str]) -> list[Run]:
+    """Runs with params, tags and latest metrics, in the order of ``run_ids`` (missing skipped)."""
+    if not run_ids:
+        return []
+    ids = {"ids": list(run_ids)}
+    # .all() fetches in one call; iterating a result fetches row by row, twice as slow.
+    by_id = {row.id: row for row in conn.execute(_RUNS_BY_ID, ids).all()}
+    run_params: dict[str, dict[str, str]] = {i: {} for i in by_id}
+    run_tags: dict[str, dict[str, str]] = {i: {} for i in by_id}
+    run_metrics: dict[str, dict[str, float]] = {i: {} for i in by_id}
+    targets: dict[str, dict[str, Any]] = {"p": run_params, "t": run_tags}
+    for kind, run_id, key, text, number, is_nan in conn.execute(_VALUES_BY_RUN, ids).all():
         if kind == "m":
             run_metrics[run_id][key] = math.nan if is_nan else number
         else:
@@ -154,7 +165,7 @@ def load_runs(conn: sa.Connection, run_ids: Sequence[str]) -> list[Run]:
                 end_time=row.end_time, parent_run_id=row.parent_run_id, user=row.user,
                 lifecycle=row.lifecycle, params=run_params[row.id],
                 metrics=run_metrics[row.id], tags=run_tags[row.id])
-            for row in (by_id.get(i) for i in ids) if row is not None]
+            for row in (by_id.get(i) for i in ids["ids"]) if row is not None]
 
 
 def metric_history(conn: sa.Connection, run_id: str, key: str) -> list[Metric]:

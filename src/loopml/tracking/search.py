@@ -161,7 +161,7 @@ def _page(conn: sa.Connection, tiers: list[sa.Select[Any]], *, limit: int,
     ids: list[str] = []
     for number, query in enumerate(tiers):
         rows = [str(row) for row in conn.execute(query.limit(limit - len(ids))
-                                                 .offset(offset)).scalars()]
+                                                 .offset(offset)).scalars().all()]
         ids.extend(rows)
         if len(ids) >= limit:
             break
