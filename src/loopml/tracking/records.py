@@ -125,7 +125,7 @@ def get_run(conn: sa.Connection, run_id: str) -> Run:
 def _load_statements() -> tuple[sa.Select[Any], sa.CompoundSelect[Any]]:
     """The two queries of :func:`load_runs`, built once: building a statement costs more
     than running it. ``ids`` is an expanding parameter (one ``IN`` list per call)."""
-    ids = sa.bindparam("ids", expanding=True)
+    ids: sa.BindParameter[list[str]] = sa.bindparam("ids", expanding=True)
     lm = latest_metrics.c
     no_number = sa.cast(sa.null(), sa.Float(precision=53))
     no_text = sa.cast(sa.null(), sa.Text)
