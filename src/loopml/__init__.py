@@ -6,8 +6,9 @@ This module only re-exports the public API. Names are imported on first access, 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from loopml._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -74,15 +75,7 @@ if TYPE_CHECKING:
 _SUBPACKAGES = ("datasets", "models")
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SUBPACKAGES:
-        return importlib.import_module(f"loopml.{name}")
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'loopml' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals(), subpackages=_SUBPACKAGES)
 
 
 def __dir__() -> list[str]:

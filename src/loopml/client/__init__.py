@@ -5,8 +5,9 @@ used without loading the metadata layer (SQLAlchemy)."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from loopml._lazy import lazy_exports
 
 __all__ = ["ActiveRun", "Client", "default_client", "set_default_client"]
 
@@ -20,10 +21,5 @@ if TYPE_CHECKING:
     from loopml.client.fluent import default_client, set_default_client
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'loopml.client' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
+

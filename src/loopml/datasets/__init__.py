@@ -7,8 +7,9 @@ default client and are imported on first use, so importing this package stays li
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from loopml._lazy import lazy_exports
 
 _EXPORTS = {
     "Dataset": "loopml.datasets.entities",
@@ -46,10 +47,5 @@ if TYPE_CHECKING:
     from loopml.datasets.entities import Dataset, DatasetKind, DatasetVersion
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'loopml.datasets' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
+
