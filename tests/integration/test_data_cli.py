@@ -77,3 +77,25 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "junk.csv").write_text("a,b\n1,2\n3\n")
     broken = cli("data", "add", str(tmp_path / "junk.csv"), "--name", "junk")
     assert broken.returncode == 1 and "line" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_push_and_pull_through_the_command_line(tmp_path: Path, s3_endpoint: str,
+                                                s3_bucket: str,
+                                                monkeypatch) -> None:
+    monkeypatch.setenv("LOOPML_REMOTE_URL", f"s3://{s3_bucket}/remote")
+    monkeypatch.setenv("LOOPML_S3_ENDPOINT_URL", s3_endpoint)
+    tree = tmp_path / "docs"
+    tree.mkdir()
+    for i in range(5):
+        (tree / f"{i}.txt").write_text(f"doc {i}")
+    assert cli("data", "add", str(tree), "--name", "docs").returncode == 0
+    pushed = cli("data", "push", "docs@1")
+    assert pushed.returncode == 0, pushed.stderr
+    assert "pushed" in pushed.stdout and "(0 already there)" in pushed.stdout
+    again = cli("data", "push", "docs")
+    assert "pushed 0 object(s)" in again.stdout
+    monkeypatch.setenv("LOOPML_BLOB_URL", f"file://{tmp_path / 'fresh-blobs'}")
+    pulled = cli("data", "pull", "docs@1")
+    assert pulled.returncode == 0 and "pulled" in pulled.stdout, pulled.stderr
+    got = cli("data", "get", "docs@1", str(tmp_path / "out"))
+    assert got.returncode == 0 and (tmp_path / "out" / "3.txt").read_text() == "doc 3"

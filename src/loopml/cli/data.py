@@ -235,11 +235,24 @@ def data_get(ref: str, dest: Path, prefix: str) -> None:
     click.echo(f"{ref} -> {dest}: {stats.written} written, {stats.unchanged} unchanged")
 
 
+def _transfer(ref: str, direction: str) -> Any:
+    """Push or pull the objects of REF; the version is found without SQLAlchemy when it can."""
+    from loopml.blobs.transfer import pull, push
+    from loopml.client.base import ClientBase
+    from loopml.datasets.quick_lookup import version_quickly
+
+    stores = ClientBase()
+    found = version_quickly(stores.settings, ref)
+    tree = _client().get_dataset_version(ref).tree if found is None else found[2]
+    move = push if direction == "push" else pull
+    return move(stores.blobs, stores.remote_blobs, tree, progress=stores.settings.progress)
+
+
 @data.command("push")
 @click.argument("ref")
 def data_push(ref: str) -> None:
     """Copy the version REF to the remote store (LOOPML_REMOTE_URL); only missing objects."""
-    stats = _client().push_dataset(ref)
+    stats = _transfer(ref, "push")
     click.echo(f"{ref}: pushed {stats.objects} object(s), {_size(stats.bytes)} "
                f"({stats.skipped} already there)")
 
@@ -248,7 +261,7 @@ def data_push(ref: str) -> None:
 @click.argument("ref")
 def data_pull(ref: str) -> None:
     """Copy the version REF from the remote store into the local one; then 'data get' it."""
-    stats = _client().pull_dataset(ref)
+    stats = _transfer(ref, "pull")
     click.echo(f"{ref}: pulled {stats.objects} object(s), {_size(stats.bytes)} "
                f"({stats.skipped} already here)")
 
