@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,14 +46,16 @@ class PythonModelContext:
     model_config: Mapping[str, Any] = field(default_factory=dict)
 
 
-class PythonModel:
-    """A convenient base for python_function models (any class with the two methods works)."""
+class PythonModel(ABC):
+    """A convenient base for python_function models (any class with the two methods works);
+    a subclass that lacks ``predict`` cannot be instantiated."""
 
-    def load_context(self, context: PythonModelContext) -> None:
+    def load_context(self, context: PythonModelContext) -> None:  # noqa: B027 (optional hook)
         """Read state from ``context.artifacts``; called once after the model is rebuilt."""
 
+    @abstractmethod
     def predict(self, context: PythonModelContext, model_input: Any) -> Any:
-        raise NotImplementedError(f"{type(self).__qualname__} must implement predict")
+        """The model's predictions for ``model_input``."""
 
 
 @dataclass(frozen=True)
