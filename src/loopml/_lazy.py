@@ -1,12 +1,14 @@
-"""Re-exports resolved on first access (PEP 562), so that importing a package stays light."""
+"""Imports on demand: re-exports resolved on first access (PEP 562), and modules the program
+has loaded, taken only once their import has finished."""
 
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["lazy_exports"]
+__all__ = ["lazy_exports", "loaded_module"]
 
 
 def lazy_exports(package: str, exports: Mapping[str, str], namespace: dict[str, Any], *,
@@ -25,3 +27,13 @@ def lazy_exports(package: str, exports: Mapping[str, str], namespace: dict[str, 
         return value
 
     return __getattr__
+
+
+def loaded_module(name: str) -> Any:
+    """The module ``name`` if the program has imported it, else None (nothing is imported).
+
+    A module another thread is still importing (loopml prefetches skops in the background)
+    is waited for: ``sys.modules`` alone could hand out a half-initialised module."""
+    if name not in sys.modules:
+        return None
+    return importlib.import_module(name)

@@ -7,18 +7,10 @@ from typing import Any
 
 import click
 
+from loopml.cli.options import json_option, open_client
 from loopml.cli.output import format_time, format_value, print_json, print_table
 
 __all__ = ["data"]
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-
-
-def _client() -> Any:
-    from loopml.client import Client
-
-    return Client()
-
 
 def _size(n: int) -> str:
     value = float(n)
@@ -74,7 +66,7 @@ def data() -> None:
 @json_option
 def data_add(path: Path, name: str, message: str, strict: bool, as_json: bool) -> None:
     """Add PATH (a file, a directory, a CSV/Parquet table) as the next version of NAME."""
-    _report_added(_client().add_dataset(path, name, message=message, strict=strict), as_json)
+    _report_added(open_client().add_dataset(path, name, message=message, strict=strict), as_json)
 
 
 @data.command("append")
@@ -85,7 +77,7 @@ def data_add(path: Path, name: str, message: str, strict: bool, as_json: bool) -
 @json_option
 def data_append(name: str, path: Path, message: str, strict: bool, as_json: bool) -> None:
     """A new version of NAME: the latest one plus the files or rows at PATH."""
-    _report_added(_client().append_dataset(name, path, message=message, strict=strict),
+    _report_added(open_client().append_dataset(name, path, message=message, strict=strict),
                   as_json)
 
 
@@ -102,7 +94,7 @@ def data_status(path: Path, name: str, as_json: bool) -> None:
     stores = ClientBase()
     found = latest_version_quickly(stores.settings, name)
     if found is None:  # not the embedded store, or a case the client words better
-        latest = _client().get_dataset_version(name)
+        latest = open_client().get_dataset_version(name)
         found = (latest.version, latest.tree)
     version, latest_tree = found
     tree = build_tree(stores.blobs, path, stat_cache=stores.stat_cache)
@@ -123,7 +115,7 @@ def data_status(path: Path, name: str, as_json: bool) -> None:
 @json_option
 def data_list(as_json: bool) -> None:
     """List datasets with their latest version."""
-    found = _client().list_datasets()
+    found = open_client().list_datasets()
     if as_json:
         print_json([{"name": d.name, "latest": None if v is None else _version_dict(v)}
                     for d, v in found])
@@ -140,7 +132,7 @@ def data_list(as_json: bool) -> None:
 @json_option
 def data_versions(name: str, as_json: bool) -> None:
     """List the versions of NAME."""
-    found = _client().list_dataset_versions(name)
+    found = open_client().list_dataset_versions(name)
     if as_json:
         print_json([_version_dict(v) for v in found])
         return
@@ -156,7 +148,7 @@ def data_versions(name: str, as_json: bool) -> None:
 @json_option
 def data_show(ref: str, as_json: bool) -> None:
     """Show a version (REF is NAME, NAME@3, NAME@latest or NAME@TAG): files, schema, statistics."""
-    client = _client()
+    client = open_client()
     version = client.get_dataset_version(ref)
     profile = client.dataset_profile(version.ref)
     summaries = {} if profile is None else {n: c.summary() for n, c in profile.columns.items()}
@@ -196,7 +188,7 @@ def _top(top: Any) -> str | None:
 @json_option
 def data_diff(old: str, new: str, as_json: bool) -> None:
     """Compare two versions: files, rows, columns and statistics that moved."""
-    result = _client().diff_datasets(old, new)
+    result = open_client().diff_datasets(old, new)
     if as_json:
         print_json(result.to_dict())
         return
@@ -228,7 +220,7 @@ def data_get(ref: str, dest: Path, prefix: str) -> None:
     stores = ClientBase()
     found = version_quickly(stores.settings, ref)
     if found is None:  # a tag, another store, or an error the client words
-        stats = _client().get_dataset(ref, dest, prefix=prefix)
+        stats = open_client().get_dataset(ref, dest, prefix=prefix)
     else:
         stats = checkout(stores.blobs, found[2], dest, prefix=prefix,
                          stat_cache=stores.stat_cache, progress=stores.settings.progress)
@@ -243,7 +235,7 @@ def _transfer(ref: str, direction: str) -> Any:
 
     stores = ClientBase()
     found = version_quickly(stores.settings, ref)
-    tree = _client().get_dataset_version(ref).tree if found is None else found[2]
+    tree = open_client().get_dataset_version(ref).tree if found is None else found[2]
     move = push if direction == "push" else pull
     return move(stores.blobs, stores.remote_blobs, tree, progress=stores.settings.progress)
 
@@ -271,7 +263,7 @@ def data_pull(ref: str) -> None:
 @click.argument("tag")
 def data_tag(ref: str, tag: str) -> None:
     """Point TAG at the version REF (moving it if it was elsewhere)."""
-    version = _client().tag_dataset(ref, tag)
+    version = open_client().tag_dataset(ref, tag)
     click.echo(f"{version.dataset}@{tag} -> version {version.version}")
 
 
@@ -280,7 +272,7 @@ def data_tag(ref: str, tag: str) -> None:
 @json_option
 def data_lineage(ref: str, as_json: bool) -> None:
     """Runs that read or produced the version REF."""
-    client = _client()
+    client = open_client()
     version = client.get_dataset_version(ref)
     links = client.dataset_lineage(version.ref)
     consumers = client.dataset_consumers(version.ref)
@@ -311,7 +303,7 @@ def data_contract(name: str, contract_file: Path | None, infer_from: str | None,
     """Show, set (--file / --infer) or remove the data contract of NAME."""
     from loopml.datasets.contract import Contract
 
-    client = _client()
+    client = open_client()
     if sum(bool(x) for x in (contract_file, infer_from, remove)) > 1:
         raise click.UsageError("use only one of --file, --infer and --remove")
     if remove:

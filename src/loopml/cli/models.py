@@ -7,18 +7,10 @@ from typing import Any
 
 import click
 
+from loopml.cli.options import json_option, open_client
 from loopml.cli.output import format_time, format_value, print_json, print_table
 
 __all__ = ["models"]
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-
-
-def _client() -> Any:
-    from loopml.client import Client
-
-    return Client()
-
 
 def _version_dict(v: Any) -> dict[str, Any]:
     return {"model": v.model, "version": v.version, "uri": v.uri, "status": v.status,
@@ -48,7 +40,7 @@ def models() -> None:
 @json_option
 def models_list(as_json: bool) -> None:
     """List registered models with their aliases."""
-    found = _client().list_registered_models()
+    found = open_client().list_registered_models()
     if as_json:
         print_json([{"name": m.name, "latest_version": m.latest_version, "aliases": m.aliases,
                      "description": m.description} for m in found])
@@ -63,7 +55,7 @@ def models_list(as_json: bool) -> None:
 @json_option
 def models_versions(name: str, as_json: bool) -> None:
     """List the versions of NAME with their metrics."""
-    found = _client().list_model_versions(name)
+    found = open_client().list_model_versions(name)
     if as_json:
         print_json([_version_dict(v) for v in found])
         return
@@ -79,7 +71,7 @@ def models_versions(name: str, as_json: bool) -> None:
 @json_option
 def models_show(ref: str, as_json: bool) -> None:
     """Show a version: REF is NAME/3, NAME@ALIAS or NAME (latest active)."""
-    version = _client().get_model_version(ref)
+    version = open_client().get_model_version(ref)
     if as_json:
         print_json(_version_dict(version))
         return
@@ -102,7 +94,7 @@ def models_show(ref: str, as_json: bool) -> None:
 @click.option("--reason", default="", help="Why (kept in the audit log).")
 def models_set_alias(name: str, alias: str, version: int, reason: str) -> None:
     """Point ALIAS of NAME at VERSION (audited)."""
-    click.echo(_moved(_client().set_model_alias(name, alias, version, reason=reason)))
+    click.echo(_moved(open_client().set_model_alias(name, alias, version, reason=reason)))
 
 
 @models.command("delete-alias")
@@ -111,7 +103,7 @@ def models_set_alias(name: str, alias: str, version: int, reason: str) -> None:
 @click.option("--reason", default="", help="Why (kept in the audit log).")
 def models_delete_alias(name: str, alias: str, reason: str) -> None:
     """Remove ALIAS from NAME (audited)."""
-    click.echo(_moved(_client().delete_model_alias(name, alias, reason=reason)))
+    click.echo(_moved(open_client().delete_model_alias(name, alias, reason=reason)))
 
 
 @models.command("rollback")
@@ -120,7 +112,7 @@ def models_delete_alias(name: str, alias: str, reason: str) -> None:
 @click.option("--reason", default="", help="Why (kept in the audit log).")
 def models_rollback(name: str, alias: str, reason: str) -> None:
     """Move ALIAS back to the version it pointed to before (from the audit log)."""
-    click.echo(_moved(_client().rollback_model_alias(name, alias, reason=reason)))
+    click.echo(_moved(open_client().rollback_model_alias(name, alias, reason=reason)))
 
 
 @models.command("history")
@@ -129,7 +121,7 @@ def models_rollback(name: str, alias: str, reason: str) -> None:
 @json_option
 def models_history(name: str, alias: str | None, as_json: bool) -> None:
     """The audit log of NAME's aliases: who moved what, when, from which version, why."""
-    events = _client().model_alias_history(name, alias)
+    events = open_client().model_alias_history(name, alias)
     if as_json:
         print_json([_event_dict(e) for e in events])
         return
@@ -145,7 +137,7 @@ def models_history(name: str, alias: str | None, as_json: bool) -> None:
 @click.option("--where", default=None, help="e.g. \"params.model = 'rf'\"")
 def models_best(name: str, metric: str, mode: str, where: str | None) -> None:
     """The active version with the best METRIC."""
-    best = _client().best_model_version(name, metric=metric, mode=mode, where=where)
+    best = open_client().best_model_version(name, metric=metric, mode=mode, where=where)
     if best is None:
         click.echo(f"no active version of {name} has the metric {metric!r}")
         return
@@ -158,7 +150,7 @@ def models_best(name: str, metric: str, mode: str, where: str | None) -> None:
               help="Also write the card as HTML to this file.")
 def models_card(ref: str, html_path: Path | None) -> None:
     """Print the model card of REF (Markdown); --html writes the HTML card too."""
-    client = _client()
+    client = open_client()
     click.echo(client.model_card(ref))
     if html_path is not None:
         html_path.write_text(client.model_card(ref, output="html"))
@@ -171,7 +163,7 @@ def models_card(ref: str, html_path: Path | None) -> None:
 @click.option("--description", default="")
 def models_register(source: str, name: str, description: str) -> None:
     """Register SOURCE (runs:/RUN_ID/PATH or a package directory) as a new version."""
-    version = _client().register_model(source, name, description=description)
+    version = open_client().register_model(source, name, description=description)
     click.echo(f"registered {version.ref} ({version.flavor})")
 
 
@@ -179,7 +171,7 @@ def models_register(source: str, name: str, description: str) -> None:
 @click.argument("ref")
 def models_archive(ref: str) -> None:
     """Archive a version (it can no longer receive aliases)."""
-    version = _client().set_model_version_status(ref, "archived")
+    version = open_client().set_model_version_status(ref, "archived")
     click.echo(f"{version.ref} archived")
 
 
@@ -187,7 +179,7 @@ def models_archive(ref: str) -> None:
 @click.argument("ref")
 def models_restore(ref: str) -> None:
     """Make an archived version active again."""
-    version = _client().set_model_version_status(ref, "active")
+    version = open_client().set_model_version_status(ref, "active")
     click.echo(f"{version.ref} active")
 
 
@@ -195,7 +187,7 @@ def models_restore(ref: str) -> None:
 @click.argument("ref")
 def models_delete(ref: str) -> None:
     """Delete a version that carries no alias."""
-    client = _client()
+    client = open_client()
     version = client.get_model_version(ref)
     client.delete_model_version(version.ref)
     click.echo(f"{version.ref} deleted")
@@ -207,7 +199,7 @@ def models_delete(ref: str) -> None:
 @click.option("--tolerance", default=1e-4, show_default=True, type=float)
 def models_convert(ref: str, target: str, tolerance: float) -> None:
     """Convert REF (e.g. to ONNX); refused when predictions differ beyond --tolerance."""
-    version = _client().convert_model(ref, to=target, tolerance=tolerance)
+    version = open_client().convert_model(ref, to=target, tolerance=tolerance)
     click.echo(f"registered {version.ref} ({version.flavor}), converted from {ref}")
 
 
@@ -220,7 +212,7 @@ def models_build(ref: str, out: Path, docker_tag: str | None) -> None:
     """Write a self-contained serving bundle for REF (package, requirements, Dockerfile)."""
     from loopml.models import docker_build
 
-    bundle = _client().build_model_bundle(ref, out)
+    bundle = open_client().build_model_bundle(ref, out)
     click.echo(f"bundle written to {bundle}")
     if docker_tag:
         docker_build(bundle, docker_tag)

@@ -7,20 +7,12 @@ from typing import Any
 
 import click
 
+from loopml.cli.options import json_option, open_client
 from loopml.cli.output import format_duration, format_time, format_value, print_json, print_table
 
 __all__ = ["experiments", "runs"]
 
 SYSTEM_TAG_PREFIX = "loopml."
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-
-
-def _client() -> Any:
-    from loopml.client import Client
-
-    return Client()
-
-
 def _run_dict(run: Any) -> dict[str, Any]:
     return {"run_id": run.id, "experiment_id": run.experiment_id, "name": run.name,
             "status": run.status.value, "start_time": format_time(run.start_time),
@@ -38,7 +30,7 @@ def experiments() -> None:
 @json_option
 def experiments_list(as_json: bool) -> None:
     """List experiments."""
-    client = _client()
+    client = open_client()
     found = client.list_experiments()
     if as_json:
         print_json([{"id": e.id, "name": e.name, "description": e.description,
@@ -56,7 +48,7 @@ def runs() -> None:
 
 def _search(experiment: str | None, filter_text: str | None, order_by: Sequence[str],
             max_results: int) -> list[Any]:
-    return list(_client().search_runs(experiment, filter=filter_text,
+    return list(open_client().search_runs(experiment, filter=filter_text,
                                       order_by=list(order_by), max_results=max_results))
 
 
@@ -108,7 +100,7 @@ def runs_show(run_id: str, all_tags: bool, as_json: bool) -> None:
     """Show one run (RUN_ID may be a unique prefix)."""
     from loopml.tracking.records import resolve_run_id
 
-    client = _client()
+    client = open_client()
     with client.meta.read() as conn:
         run_id = resolve_run_id(conn, run_id)
     run = client.get_run(run_id)
@@ -142,7 +134,7 @@ def runs_compare(run_ids: tuple[str, ...], experiment: str | None, filter_text: 
     """Compare runs side by side: the given RUN_IDS, or those an experiment/filter selects."""
     from loopml.tracking.records import resolve_run_id
 
-    client = _client()
+    client = open_client()
     if run_ids:
         with client.meta.read() as conn:
             ids = [resolve_run_id(conn, r) for r in run_ids]

@@ -82,12 +82,6 @@ class Client(ModelMethods):
         with self.meta.read() as conn:
             return records.list_experiments(conn)
 
-    def _experiment_for_run(self, name_or_id: str | None) -> Experiment:
-        name = name_or_id or self.settings.default_experiment
-        with self.meta.write() as conn:
-            found = records.find_experiment(conn, name)
-            return found or records.create_experiment(conn, name)
-
     # -- runs ------------------------------------------------------------------------
     def start_run(self, experiment: str | None = None, *, name: str | None = None,
                   tags: Mapping[str, Any] | None = None,
@@ -96,19 +90,19 @@ class Client(ModelMethods):
         from loopml.client.active_run import ActiveRun
         from loopml.models.prefetch import prefetch_model_imports
 
-        exp = self._experiment_for_run(experiment)
-        all_tags = {**code_version_tags(), **environment_tags(),
-                    **{k: str(v) for k, v in (tags or {}).items()}}
+        user_tags = {check_key(k, kind="tag"): str(v) for k, v in (tags or {}).items()}
+        system_tags = {**code_version_tags(), **environment_tags()}  # cached, always valid
         prefetch_model_imports()  # after environment_tags, which looks for torch
-        for key in all_tags:
-            check_key(key, kind="tag")
-        with self.meta.write() as conn:
+        experiment_name = experiment or self.settings.default_experiment
+        with self.meta.write() as conn:  # one transaction: experiment (if new), run, tags
+            exp = (records.find_experiment(conn, experiment_name)
+                   or records.create_experiment(conn, experiment_name))
             if parent_run_id is not None:
                 records.experiment_id_of_run(conn, parent_run_id)
             run = records.create_run(conn, experiment_id=exp.id,
                                      name=name or random_run_name(),
                                      parent_run_id=parent_run_id, user=current_user())
-            write_tags(conn, run.id, all_tags)
+            write_tags(conn, run.id, {**system_tags, **user_tags})
         return ActiveRun(self, run)
 
     def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> None:

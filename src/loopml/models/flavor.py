@@ -12,26 +12,17 @@ Every flavor passes the same conformance suite (``tests/unit/test_models_flavors
 from __future__ import annotations
 
 import importlib
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from loopml._lazy import loaded_module
 from loopml.errors import InvalidArgument, MissingDependency
 
 __all__ = ["Flavor", "detect_flavor", "get_flavor", "known_flavors", "loaded_module",
            "register_flavor"]
 
-
-def loaded_module(name: str) -> Any:
-    """The module ``name`` if the program has imported it, else None (nothing is imported).
-
-    A module another thread is still importing (loopml prefetches skops in the background)
-    is waited for: ``sys.modules`` alone could hand out a half-initialised module."""
-    if name not in sys.modules:
-        return None
-    return importlib.import_module(name)
 
 
 class Flavor(ABC):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import getpass
-import importlib
 import importlib.metadata
 import os
 import platform
@@ -19,6 +18,8 @@ import sys
 from pathlib import Path
 
 import blake3
+
+from loopml._lazy import loaded_module
 
 __all__ = ["NOTABLE_PACKAGES", "code_version_tags", "current_user", "environment_tags"]
 
@@ -72,8 +73,7 @@ def _cpu_name() -> str:
 
 
 def _gpu_names() -> str:
-    # import_module waits for a torch import another thread may have in progress.
-    torch = importlib.import_module("torch") if "torch" in sys.modules else None
+    torch = loaded_module("torch")
     if torch is not None and torch.cuda.is_available():
         return ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
     if shutil.which("nvidia-smi"):
