@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -182,3 +185,36 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
 
     rule = "  ".join("-" * width for width in widths)
     return "\n".join([line(headers), rule, *(line(row) for row in rows)])
+
+
+def side_header(name: str, version: str) -> dict[str, Any]:
+    """What every side reports about where it ran."""
+    return {"side": name, "version": version, "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version, "cpus": os.cpu_count(),
+            "platform": platform.platform(), "load_before": os.getloadavg()[0]}
+
+
+class Sections:
+    """Runs each measurement on its own: one that fails is reported, the others still run.
+
+    Exceptions of the ``expected`` types (a command that exited non-zero, say) are reported
+    without a traceback."""
+
+    def __init__(self, *, expected: tuple[type[BaseException], ...] = ()) -> None:
+        self.results: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+        self._expected = expected
+
+    def run(self, name: str, func: Callable[[], Any]) -> Any:
+        log(f"  {name}…")
+        try:
+            self.results[name] = func()
+        except Exception as exc:
+            if not isinstance(exc, self._expected):
+                traceback.print_exc(file=sys.stderr)
+            self.errors[name] = f"{type(exc).__name__}: {exc}"[:900]
+            log(f"    failed: {self.errors[name].splitlines()[0][:300]}")
+        return self.results.get(name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"results": self.results, "errors": self.errors}

@@ -41,7 +41,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,6 +49,7 @@ from typing import Any
 from _common import (
     BENCH_DIR,
     BenchSetupError,
+    Sections,
     format_rate,
     format_seconds,
     format_table,
@@ -428,27 +428,8 @@ TOOLS: dict[str, type[Tool]] = {"loopml": LoopmlTool, "dvc": DvcTool}
 # --- the sequence both sides run ----------------------------------------------------------------
 
 
-class Sections:
-    """Runs each measurement on its own: one that fails is reported, the others still run."""
-
-    def __init__(self) -> None:
-        self.results: dict[str, Any] = {}
-        self.errors: dict[str, str] = {}
-
-    def run(self, name: str, func: Callable[[], Any]) -> Any:
-        log(f"  {name}…")
-        try:
-            self.results[name] = func()
-        except Exception as exc:
-            if not isinstance(exc, CommandFailed):
-                traceback.print_exc(file=sys.stderr)
-            self.errors[name] = f"{type(exc).__name__}: {exc}"[:900]
-            log(f"    failed: {self.errors[name]}")
-        return self.results.get(name)
-
-
 def measure(tool: Tool, data: Path, manifest: dict[str, Any], sizes: Sizes) -> dict[str, Any]:
-    sections = Sections()
+    sections = Sections(expected=(CommandFailed,))
     ws = tool.ws
     ws.mkdir(parents=True)
     start = time.perf_counter()

@@ -29,7 +29,6 @@ import io
 import json
 import logging
 import os
-import platform
 import shutil
 import sqlite3
 import statistics
@@ -37,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -47,10 +45,12 @@ from typing import Any
 from _common import (
     BENCH_DIR,
     BenchSetupError,
+    Sections,
     format_seconds,
     format_table,
     log,
     run_side,
+    side_header,
     venv_python,
 )
 
@@ -97,31 +97,6 @@ def training_data() -> tuple[Any, Any, Any]:
     frame, labels = load_breast_cancer(return_X_y=True, as_frame=True)
     model = LogisticRegression(max_iter=5000).fit(frame, labels)
     return frame, labels, model
-
-
-class Sections:
-    """Runs each measurement on its own: one that fails is reported, the others still run."""
-
-    def __init__(self) -> None:
-        self.results: dict[str, Any] = {}
-        self.errors: dict[str, str] = {}
-
-    def run(self, name: str, func: Callable[[], Any]) -> None:
-        log(f"  {name}…")
-        try:
-            self.results[name] = func()
-        except Exception as exc:
-            traceback.print_exc(file=sys.stderr)
-            self.errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"results": self.results, "errors": self.errors}
-
-
-def side_header(name: str, version: str) -> dict[str, Any]:
-    return {"side": name, "version": version, "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version, "cpus": os.cpu_count(),
-            "platform": platform.platform(), "load_before": os.getloadavg()[0]}
 
 
 def timed_calls(func: Callable[[int], Any], count: int) -> tuple[list[float], Any]:

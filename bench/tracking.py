@@ -20,14 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import random
 import sqlite3
 import sys
 import tempfile
 import time
-import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -37,6 +34,7 @@ from typing import Any
 from _common import (
     BENCH_DIR,
     BenchSetupError,
+    Sections,
     format_rate,
     format_seconds,
     format_table,
@@ -44,6 +42,7 @@ from _common import (
     log,
     repeat_timed,
     run_side,
+    side_header,
     venv_python,
 )
 
@@ -194,31 +193,6 @@ def _cloned(column: str, row: sqlite3.Row, template_id: str, template_name: str,
     if column in TIME_COLUMNS and isinstance(value, int):
         return value + index
     return value
-
-
-class Sections:
-    """Runs each measurement on its own: one that fails is reported, the others still run."""
-
-    def __init__(self) -> None:
-        self.results: dict[str, Any] = {}
-        self.errors: dict[str, str] = {}
-
-    def run(self, name: str, func: Callable[[], Any]) -> None:
-        log(f"  {name}…")
-        try:
-            self.results[name] = func()
-        except Exception as exc:
-            traceback.print_exc(file=sys.stderr)
-            self.errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"results": self.results, "errors": self.errors}
-
-
-def side_header(name: str, version: str) -> dict[str, Any]:
-    return {"side": name, "version": version, "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version, "cpus": os.cpu_count(),
-            "platform": platform.platform()}
 
 
 # --- the loopml side -------------------------------------------------------------------------
