@@ -51,6 +51,9 @@ class Settings:
         "Threads used for parallel blob upload/download."))
     progress: bool = field(default=True, metadata=_doc(
         "Show progress bars for long operations on a terminal."))
+    executor: str = field(default="inline", metadata=_doc(
+        "Where pipeline steps and tuning trials run: inline, processes[:N], ray-local or "
+        "ray://host:port."))
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser()
