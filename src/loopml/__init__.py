@@ -24,6 +24,11 @@ _EXPORTS = {
     "RunStatus": "loopml.tracking.entities",
     "ArtifactInfo": "loopml.tracking.entities",
     "ModelInfo": "loopml.client.registry",
+    "Dataset": "loopml.pipelines.datasets",
+    "pipeline": "loopml.pipelines.flow",
+    "register": "loopml.pipelines.publish",
+    "step": "loopml.pipelines.steps",
+    "when": "loopml.pipelines.trace",
     **{name: "loopml.client.models_api" for name in ("load_model", "log_model",
                                                      "register_model")},
     **{name: "loopml.client.fluent" for name in (
@@ -34,7 +39,8 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "ActiveRun", "ArtifactInfo", "Client", "Experiment", "LoopmlError", "Metric", "ModelInfo",
+    "ActiveRun", "ArtifactInfo", "Client", "Dataset", "Experiment", "LoopmlError", "Metric",
+    "ModelInfo", "pipeline", "pipelines", "register", "step", "when",
     "Run", "RunStatus", "Settings", "active_run", "create_experiment", "datasets", "end_run",
     "get_experiment", "get_metric_history", "get_run", "list_experiments", "load_model",
     "load_settings", "log_artifact", "log_dict", "log_metric", "log_metrics", "log_model",
@@ -69,10 +75,15 @@ if TYPE_CHECKING:
     from loopml.client.registry import ModelInfo
     from loopml.config import Settings, load_settings
     from loopml.errors import LoopmlError
+    from loopml.pipelines.datasets import Dataset
+    from loopml.pipelines.flow import pipeline
+    from loopml.pipelines.publish import register
+    from loopml.pipelines.steps import step
+    from loopml.pipelines.trace import when
     from loopml.tracking.entities import ArtifactInfo, Experiment, Metric, Run, RunStatus
 
 
-_SUBPACKAGES = ("datasets", "models")
+_SUBPACKAGES = ("datasets", "models", "pipelines")
 
 
 __getattr__ = lazy_exports(__name__, _EXPORTS, globals(), subpackages=_SUBPACKAGES)

@@ -16,7 +16,8 @@ the same class.
     ├── PermissionDenied         403  PERMISSION_DENIED
     ├── CorruptData              500  DATA_LOSS
     ├── BackendUnavailable       503  TEMPORARILY_UNAVAILABLE
-    └── MissingDependency        500  MISSING_DEPENDENCY         (also an ImportError)
+    ├── MissingDependency        500  MISSING_DEPENDENCY         (also an ImportError)
+    └── StepFailed               500  STEP_FAILED
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "MissingDependency",
     "NotFound",
     "PermissionDenied",
+    "StepFailed",
 ]
 
 
@@ -120,10 +122,21 @@ class MissingDependency(LoopmlError, ImportError):
         self.package = package
 
 
+class StepFailed(LoopmlError):
+    """A pipeline step failed after its retries; the message names the step, the exception,
+    where its logs are and how to resume. ``run_id`` is the pipeline run."""
+
+    error_code = "STEP_FAILED"
+
+    def __init__(self, message: str, *, run_id: str = "") -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
 def error_class_for_code(error_code: str) -> type[LoopmlError]:
     """The class a remote client raises for an ``error_code`` received from a server."""
     for cls in (NotFound, AlreadyExists, InvalidArgument, Conflict, PermissionDenied,
-                CorruptData, BackendUnavailable):
+                CorruptData, BackendUnavailable, StepFailed):
         if cls.error_code == error_code:
             return cls
     return LoopmlError

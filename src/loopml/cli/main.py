@@ -10,6 +10,7 @@ import click
 from loopml.cli.data import data
 from loopml.cli.db import db
 from loopml.cli.models import models
+from loopml.cli.pipelines import pipelines, run
 from loopml.cli.tracking import experiments, runs
 from loopml.errors import LoopmlError
 
@@ -27,6 +28,8 @@ cli.add_command(runs)
 cli.add_command(db)
 cli.add_command(data)
 cli.add_command(models)
+cli.add_command(run)
+cli.add_command(pipelines)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -1,13 +1,17 @@
 """The module-level API: ``loopml.start_run(...)`` and shortcuts that act on the active run.
 
 A process-wide stack holds the active runs (a nested run sits on top of its parent), so
-threads of a training job log to the same run, as MLflow users expect.
+threads of a training job log to the same run, as MLflow users expect. A pipeline step
+runs with its own child run active in its context (:func:`run_in_context`), which takes
+precedence over the stack there.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,11 +26,13 @@ if TYPE_CHECKING:
 __all__ = ["active_run", "create_experiment", "default_client", "end_run", "get_experiment",
            "get_metric_history", "get_run", "list_experiments", "log_artifact", "log_dict",
            "log_metric", "log_metrics", "log_param", "log_params", "log_text",
-           "search_runs", "set_default_client", "set_tag", "set_tags", "start_run"]
+           "run_in_context", "search_runs", "set_default_client", "set_tag", "set_tags",
+           "start_run"]
 
 _lock = threading.Lock()
 _client: Client | None = None
 _stack: list[ActiveRun] = []
+_context_run: ContextVar[ActiveRun | None] = ContextVar("loopml_context_run", default=None)
 
 
 def default_client() -> Client:
@@ -46,8 +52,22 @@ def set_default_client(client: Client | None) -> None:
 
 
 def active_run() -> ActiveRun | None:
-    """The innermost run started with :func:`start_run` and not yet ended."""
+    """The innermost run started with :func:`start_run` and not yet ended (inside a
+    pipeline step: the step's run)."""
+    run = _context_run.get()
+    if run is not None:
+        return run
     return _stack[-1] if _stack else None
+
+
+@contextmanager
+def run_in_context(run: ActiveRun) -> Iterator[ActiveRun]:
+    """Make ``run`` the active run of the current context (thread/task) while inside."""
+    token = _context_run.set(run)
+    try:
+        yield run
+    finally:
+        _context_run.reset(token)
 
 
 def _require_active() -> ActiveRun:

@@ -85,7 +85,7 @@ class Executor(ABC):
         """True when tasks run in this interpreter (results need no serialisation)."""
         return False
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most executors have nothing to release
         """Release workers; the executor cannot be used afterwards."""
 
     def __enter__(self) -> Executor:

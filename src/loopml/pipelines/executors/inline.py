@@ -60,7 +60,7 @@ class InlineExecutor(Executor):
                     return
                 try:
                     result = context.run(fn, *args, **kwargs)
-                except BaseException as exc:  # noqa: BLE001 - the future carries it
+                except BaseException as exc:
                     future.set_exception(exc)
                 else:
                     future.set_result(result)

@@ -1,0 +1,86 @@
+"""``loopml.register(...)`` inside a pipeline: a step that registers the model it is given,
+optionally only when a condition over its metrics and the champion's holds.
+
+The condition sees ``metrics`` (the dict given) and ``champion`` (the metrics of the version
+that holds the ``champion`` alias, ``production`` by default; with no champion yet the
+condition is not evaluated and the model is registered). A false condition skips the step,
+and what depends on it, with the values in the reason. Sample runs never register.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from loopml.errors import InvalidArgument, NotFound
+from loopml.pipelines.gates import check_condition, evaluate_condition
+from loopml.pipelines.steps import Step, StepOptions
+from loopml.pipelines.task import Skip
+from loopml.pipelines.trace import StepOutput, require_tracer
+
+__all__ = ["register"]
+
+CONDITION_NAMES = ("metrics", "champion")
+
+
+def _champion_metrics(client: Any, name: str, alias: str) -> dict[str, float] | None:
+    try:
+        return dict(client.get_model_version(f"{name}@{alias}").metrics)
+    except NotFound:
+        return None
+
+
+def _register(model: Any, metrics: Mapping[str, Any] | None, *, name: str,
+              when: str | None, alias: str | None, champion: str,
+              description: str) -> dict[str, Any]:
+    from loopml.blobs.build import build_tree
+    from loopml.models import save_model
+    from loopml.pipelines.context import current_step
+    from loopml.registry.packages import register_tree
+
+    context = current_step()
+    if context is None:
+        raise InvalidArgument("loopml.register(...) registers inside a pipeline run; outside "
+                              "one use loopml.register_model")
+    client = context.client
+    values = {k: float(v) for k, v in (metrics or {}).items()
+              if isinstance(v, int | float) and not isinstance(v, bool)}
+    if when is not None:
+        best = _champion_metrics(client, name, champion)
+        if best is not None and not evaluate_condition(
+                when, {"metrics": values, "champion": best}):
+            raise Skip(f"{when} is false (metrics: {values}; {champion}: {best})")
+    with tempfile.TemporaryDirectory(prefix="loopml-register-") as tmp:
+        package = save_model(model, Path(tmp) / "model",
+                             metadata={"run_id": context.pipeline_run_id})
+        tree = build_tree(client.blobs, package.path).digest
+    client.flush()
+    version = register_tree(client.meta, name=name, tree=tree, manifest=package.manifest,
+                            run_id=context.pipeline_run_id, description=description,
+                            metrics=values)
+    if alias is not None:
+        client.set_model_alias(name, alias, version.version,
+                               reason=f"pipeline run {context.pipeline_run_id}")
+    return {"name": name, "version": version.version, "alias": alias}
+
+
+_REGISTER = Step(_register, StepOptions(name="register", cache=False, publishes=True))
+
+
+def register(model: Any, *, name: str, metrics: Any = None, when: str | None = None,
+             alias: str | None = None, champion: str = "production",
+             description: str = "") -> StepOutput:
+    """Inside a pipeline: register ``model`` (a step's output) as a new version of ``name``
+    with ``metrics``; with ``when``, only if the condition holds (e.g.
+    ``"metrics['auc'] >= champion['auc']"``); with ``alias``, point it at the new version."""
+    require_tracer("loopml.register")
+    if when is not None:
+        check_condition(when, CONDITION_NAMES)
+    from loopml.registry.refs import parse_model_ref
+
+    parse_model_ref(name)
+    step = _REGISTER.with_options(publishes=True, cache=False)
+    return step(model, metrics, name=name, when=when, alias=alias,  # type: ignore[return-value]
+                champion=champion, description=description)
