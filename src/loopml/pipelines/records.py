@@ -15,7 +15,8 @@ from loopml.pipelines.materializers import OutputRef
 from loopml.pipelines.tables import pipeline_runs, pipeline_steps
 from loopml.tracking.entities import Run, RunStatus
 from loopml.tracking.records import create_run, now_ms, set_run_status
-from loopml.tracking.writes import write_params, write_tags
+from loopml.tracking.tables import params as params_table
+from loopml.tracking.tables import tags as tags_table
 
 __all__ = ["find_cached", "finish_pipeline_run", "finish_step", "get_pipeline_run",
            "insert_pipeline_run", "list_pipeline_runs", "record_step", "start_step"]
@@ -53,14 +54,29 @@ def start_step(conn: sa.Connection, *, pipeline_run_id: str, experiment_id: str,
     """Create the step's child run (params, step tags) and its row as RUNNING."""
     child = create_run(conn, experiment_id=experiment_id, name=run_name,
                        parent_run_id=pipeline_run_id, user=user)
-    write_params(conn, child.id, params)
-    write_tags(conn, child.id, {"loopml.pipeline.run_id": pipeline_run_id,
-                                "loopml.pipeline.step": step, "loopml.pipeline.node": node})
-    conn.execute(pipeline_steps.insert().values(
-        run_id=pipeline_run_id, node=node, step=step, child_run_id=child.id,
-        status=StepStatus.RUNNING.value, cache_key=cache_key, attempts=1,
-        started_at=child.start_time))
+    if params:  # a new run: no earlier value to conflict with
+        conn.execute(_INSERT_PARAM, [{"run_id": child.id, "key": k, "value": v}
+                                     for k, v in params.items()])
+    conn.execute(_INSERT_TAG, [
+        {"run_id": child.id, "key": k, "value": v}
+        for k, v in (("loopml.pipeline.run_id", pipeline_run_id),
+                     ("loopml.pipeline.step", step), ("loopml.pipeline.node", node))])
+    conn.execute(_INSERT_STEP, {
+        "run_id": pipeline_run_id, "node": node, "step": step, "child_run_id": child.id,
+        "status": StepStatus.RUNNING.value, "cache_key": cache_key, "attempts": 1,
+        "started_at": child.start_time})
     return child
+
+
+_INSERT_PARAM = params_table.insert()
+_INSERT_TAG = tags_table.insert()
+_INSERT_STEP = pipeline_steps.insert()
+_FINISH_STEP = (pipeline_steps.update()
+                .where(pipeline_steps.c.run_id == sa.bindparam("pipeline_run_id"),
+                       pipeline_steps.c.node == sa.bindparam("node_id"))
+                .values({c: sa.bindparam(c) for c in (
+                    "status", "outputs", "attempts", "ended_at", "error", "reason", "logs",
+                    "device")}))
 
 
 def finish_step(conn: sa.Connection, *, pipeline_run_id: str, node: str, status: StepStatus,
@@ -68,11 +84,10 @@ def finish_step(conn: sa.Connection, *, pipeline_run_id: str, node: str, status:
                 error: str | None = None, reason: str | None = None,
                 logs: str | None = None, device: str | None = None) -> None:
     ended = now_ms()
-    conn.execute(pipeline_steps.update().where(
-        pipeline_steps.c.run_id == pipeline_run_id, pipeline_steps.c.node == node).values(
-        status=status.value, outputs=_outputs_json(outputs) if outputs else None,
-        attempts=attempts, ended_at=ended, error=error, reason=reason, logs=logs,
-        device=device))
+    conn.execute(_FINISH_STEP, {
+        "pipeline_run_id": pipeline_run_id, "node_id": node, "status": status.value,
+        "outputs": _outputs_json(outputs) if outputs else None, "attempts": attempts,
+        "ended_at": ended, "error": error, "reason": reason, "logs": logs, "device": device})
     set_run_status(conn, child_run_id,
                    RunStatus.FAILED if status is StepStatus.FAILED else RunStatus.FINISHED,
                    ended)
@@ -84,10 +99,10 @@ def record_step(conn: sa.Connection, *, pipeline_run_id: str, node: str, step: s
                 reason: str | None = None) -> None:
     """A step that did not execute: reused (cached) or skipped (with the reason)."""
     stamp = now_ms()
-    conn.execute(pipeline_steps.insert().values(
-        run_id=pipeline_run_id, node=node, step=step, status=status.value,
-        cache_key=cache_key, outputs=_outputs_json(outputs) if outputs else None,
-        cached_from=cached_from, reason=reason, started_at=stamp, ended_at=stamp))
+    conn.execute(_INSERT_STEP, {
+        "run_id": pipeline_run_id, "node": node, "step": step, "status": status.value,
+        "cache_key": cache_key, "outputs": _outputs_json(outputs) if outputs else None,
+        "cached_from": cached_from, "reason": reason, "started_at": stamp, "ended_at": stamp})
 
 
 def find_cached(conn: sa.Connection, cache_key: str) -> tuple[tuple[OutputRef, ...], str] | None:

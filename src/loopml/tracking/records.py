@@ -81,17 +81,23 @@ def create_run(conn: sa.Connection, *, experiment_id: str, name: str,
     run = Run(id=new_id(), experiment_id=experiment_id, name=name, status=RunStatus.RUNNING,
               start_time=start_time or now_ms(), end_time=None, parent_run_id=parent_run_id,
               user=user)
-    conn.execute(runs.insert().values(
-        id=run.id, experiment_id=experiment_id, name=name, status=run.status.value,
-        start_time=run.start_time, end_time=None, parent_run_id=parent_run_id, user=user,
-        lifecycle="active"))
+    conn.execute(_INSERT_RUN, {
+        "id": run.id, "experiment_id": experiment_id, "name": name,
+        "status": run.status.value, "start_time": run.start_time, "end_time": None,
+        "parent_run_id": parent_run_id, "user": user, "lifecycle": "active"})
     return run
+
+
+# Built once: a statement without inline values is compiled once and cached by SQLAlchemy.
+_INSERT_RUN = runs.insert()
+_SET_STATUS = (runs.update().where(runs.c.id == sa.bindparam("run_id"))
+               .values(status=sa.bindparam("status"), end_time=sa.bindparam("end_time")))
 
 
 def set_run_status(conn: sa.Connection, run_id: str, status: RunStatus,
                    end_time: int | None) -> None:
-    result = conn.execute(runs.update().where(runs.c.id == run_id)
-                          .values(status=status.value, end_time=end_time))
+    result = conn.execute(_SET_STATUS, {"run_id": run_id, "status": status.value,
+                                        "end_time": end_time})
     if result.rowcount == 0:
         raise _run_not_found(run_id)
 
