@@ -6,7 +6,10 @@
 3. every model is logged and registered; the best by AUC gets the ``production`` alias
    (an audited move);
 4. ``models:/breast-cancer@production`` is loaded back and scores the holdout rows;
-5. the CLI prints the comparison table, the registry and the lineage.
+5. a retraining pipeline (prepare → train → evaluate → register if it beats the champion)
+   runs twice: the second run is served from the step cache, and its register step is
+   skipped because the challenger does not beat the champion;
+6. the CLI prints the comparison table, the registry, the pipeline's DAG and the lineage.
 
     make demo          # or: python examples/demo.py
 """
@@ -18,6 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -89,6 +93,41 @@ def train_one(name: str, data_ref: str) -> str:
         return run.id
 
 
+@loopml.step
+def prepare(data: loopml.Dataset) -> pd.DataFrame:
+    return data.to_pandas()
+
+
+@loopml.step
+def train(frame: pd.DataFrame, *, learning_rate: float) -> GradientBoostingClassifier:
+    x_train, _, y_train, _ = _split(frame)
+    return GradientBoostingClassifier(learning_rate=learning_rate, random_state=0).fit(
+        x_train, y_train)
+
+
+@loopml.step
+def evaluate(model: GradientBoostingClassifier, frame: pd.DataFrame) -> dict[str, float]:
+    _, x_test, _, y_test = _split(frame)
+    auc = float(roc_auc_score(y_test, model.predict_proba(x_test)[:, 1]))
+    loopml.log_metric("auc", auc)
+    return {"auc": auc}
+
+
+def _split(frame: pd.DataFrame) -> list[pd.DataFrame]:
+    return train_test_split(frame.drop(columns="target"), frame["target"], test_size=0.25,
+                            random_state=42, stratify=frame["target"])
+
+
+@loopml.pipeline
+def retrain(data: loopml.Dataset = loopml.Dataset(f"{DATASET}@latest"),
+            learning_rate: float = 0.1):
+    frame = prepare(data)
+    model = train(frame, learning_rate=learning_rate)
+    metrics = evaluate(model, frame)
+    loopml.register(model, name=MODEL, metrics=metrics, alias="production",
+                    when="metrics['auc'] > champion['auc']")
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data_ref = register_data(Path(tmp))
@@ -111,9 +150,15 @@ def main() -> int:
           f"accuracy on 50 rows: {accuracy:.2f}")
     if accuracy < 0.8:
         return 1
+    print("\nretraining pipeline, twice (the second run reuses every cached step):")
+    first = retrain.run(progress=True)
+    again = retrain.run(progress=True)
+    if again.step("train").status.value != "cached":
+        return 1
     codes = [cli("runs", "compare", *run_ids),
              cli("models", "versions", MODEL),
              cli("models", "history", MODEL, "--alias", "production"),
+             cli("pipelines", "show", first.run_id),
              cli("data", "lineage", data_ref)]
     return 1 if any(codes) else 0
 

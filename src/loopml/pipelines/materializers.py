@@ -275,7 +275,9 @@ class ModelMaterializer(DirectoryMaterializer):
     def read(self, directory: Path) -> object:
         from loopml.models import load_model
 
-        return load_model(directory).raw
+        # A step output was written by this pipeline's own step into this store, so the
+        # package is trusted like the code that made it (registered models are not).
+        return load_model(directory, trusted=True).raw
 
 
 class PathMaterializer(Materializer):

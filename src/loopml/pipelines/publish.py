@@ -51,7 +51,9 @@ def _register(model: Any, metrics: Mapping[str, Any] | None, *, name: str,
         best = _champion_metrics(client, name, champion)
         if best is not None and not evaluate_condition(
                 when, {"metrics": values, "champion": best}):
-            raise Skip(f"{when} is false (metrics: {values}; {champion}: {best})")
+            shown = {k: round(v, 4) for k, v in best.items() if k in values} or best
+            mine = {k: round(v, 4) for k, v in values.items()}
+            raise Skip(f"{when} is false (this run: {mine}; {champion}: {shown})")
     with tempfile.TemporaryDirectory(prefix="loopml-register-") as tmp:
         package = save_model(model, Path(tmp) / "model",
                              metadata={"run_id": context.pipeline_run_id})
