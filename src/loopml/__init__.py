@@ -28,6 +28,7 @@ _EXPORTS = {
     "pipeline": "loopml.pipelines.flow",
     "register": "loopml.pipelines.publish",
     "step": "loopml.pipelines.steps",
+    "tune": "loopml.hpo.tuning",
     "when": "loopml.pipelines.trace",
     **{name: "loopml.client.models_api" for name in ("load_model", "log_model",
                                                      "register_model")},
@@ -40,7 +41,7 @@ _EXPORTS = {
 
 __all__ = [
     "ActiveRun", "ArtifactInfo", "Client", "Dataset", "Experiment", "LoopmlError", "Metric",
-    "ModelInfo", "pipeline", "pipelines", "register", "step", "when",
+    "ModelInfo", "hpo", "pipeline", "pipelines", "register", "step", "tune", "when",
     "Run", "RunStatus", "Settings", "active_run", "create_experiment", "datasets", "end_run",
     "get_experiment", "get_metric_history", "get_run", "list_experiments", "load_model",
     "load_settings", "log_artifact", "log_dict", "log_metric", "log_metrics", "log_model",
@@ -75,6 +76,7 @@ if TYPE_CHECKING:
     from loopml.client.registry import ModelInfo
     from loopml.config import Settings, load_settings
     from loopml.errors import LoopmlError
+    from loopml.hpo.tuning import tune
     from loopml.pipelines.datasets import Dataset
     from loopml.pipelines.flow import pipeline
     from loopml.pipelines.publish import register
@@ -83,7 +85,7 @@ if TYPE_CHECKING:
     from loopml.tracking.entities import ArtifactInfo, Experiment, Metric, Run, RunStatus
 
 
-_SUBPACKAGES = ("datasets", "models", "pipelines")
+_SUBPACKAGES = ("datasets", "hpo", "models", "pipelines")
 
 
 __getattr__ = lazy_exports(__name__, _EXPORTS, globals(), subpackages=_SUBPACKAGES)

@@ -10,6 +10,7 @@ from alembic.script import ScriptDirectory
 
 from loopml.datasets import tables as dataset_tables  # noqa: F401  (registers its tables)
 from loopml.errors import Conflict
+from loopml.hpo import tables as hpo_tables  # noqa: F401
 from loopml.pipelines import tables as pipeline_tables  # noqa: F401
 from loopml.registry import tables as registry_tables  # noqa: F401
 from loopml.store import MetadataStore, metadata

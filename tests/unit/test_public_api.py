@@ -14,7 +14,7 @@ EXPECTED = [
     "log_dict", "log_metric", "log_metrics", "log_param", "log_params", "log_text",
     "search_runs", "set_tag", "set_tags", "start_run", "datasets",
     "ModelInfo", "load_model", "log_model", "register_model", "models",
-    "Dataset", "pipeline", "pipelines", "register", "step", "when",
+    "Dataset", "hpo", "pipeline", "pipelines", "register", "step", "tune", "when",
 ]
 
 

@@ -12,6 +12,7 @@ from loopml.cli.db import db
 from loopml.cli.models import models
 from loopml.cli.pipelines import pipelines, run
 from loopml.cli.tracking import experiments, runs
+from loopml.cli.tune import tune
 from loopml.errors import LoopmlError
 
 __all__ = ["cli", "main"]
@@ -30,6 +31,7 @@ cli.add_command(data)
 cli.add_command(models)
 cli.add_command(run)
 cli.add_command(pipelines)
+cli.add_command(tune)
 
 
 def main(argv: list[str] | None = None) -> Any:
