@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -30,7 +30,7 @@ def write_params(conn: sa.Connection, run_id: str, values: Mapping[str, str]) ->
     """Record params; one already logged with another value is a :class:`Conflict`."""
     if not values:
         return
-    conn.execute(insert_on_conflict(conn, params).on_conflict_do_nothing(),
+    conn.execute(_statement(conn, "params", _params_insert),
                  [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()])
     stored = dict(conn.execute(
         sa.select(params.c.key, params.c.value)
@@ -47,27 +47,53 @@ def write_tags(conn: sa.Connection, run_id: str, values: Mapping[str, str]) -> N
     """Set tags (a tag can be overwritten, unlike a param)."""
     if not values:
         return
-    stmt = insert_on_conflict(conn, tags)
-    stmt = stmt.on_conflict_do_update(index_elements=["run_id", "key"],
-                                      set_={"value": stmt.excluded.value})
-    conn.execute(stmt, [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()])
+    conn.execute(_statement(conn, "tags", _tags_upsert),
+                 [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()])
 
 
 def write_metric_points(conn: sa.Connection, points: Sequence[MetricPoint]) -> None:
     """Append points to the history and move each (run, key)'s latest value forward."""
     if not points:
         return
-    conn.execute(metrics.insert(), [_history_row(p) for p in points])
+    conn.execute(_INSERT_METRIC, [_history_row(p) for p in points])
+    conn.execute(_statement(conn, "latest", _latest_upsert),
+                 [_latest_row(p) for p in _latest_per_key(points)])
+
+
+# Statements are built once per dialect: building an upsert (``excluded``, ``set_``) costs
+# far more than executing it, and SQLAlchemy caches the compiled form of a reused statement.
+_INSERT_METRIC = metrics.insert()
+_statements: dict[tuple[str, str], Any] = {}
+
+
+def _statement(conn: sa.Connection, name: str, build: Callable[[sa.Connection], Any]) -> Any:
+    key = (conn.dialect.name, name)
+    stmt = _statements.get(key)
+    if stmt is None:
+        stmt = _statements[key] = build(conn)
+    return stmt
+
+
+def _params_insert(conn: sa.Connection) -> Any:
+    return insert_on_conflict(conn, params).on_conflict_do_nothing()
+
+
+def _tags_upsert(conn: sa.Connection) -> Any:
+    stmt = insert_on_conflict(conn, tags)
+    return stmt.on_conflict_do_update(index_elements=["run_id", "key"],
+                                      set_={"value": stmt.excluded.value})
+
+
+def _latest_upsert(conn: sa.Connection) -> Any:
     stmt = insert_on_conflict(conn, latest_metrics)
     current = latest_metrics.c
     newer = sa.or_(stmt.excluded.step > current.step,
                    sa.and_(stmt.excluded.step == current.step,
                            stmt.excluded.timestamp >= current.timestamp))
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=["run_id", "key"],
         set_={c: getattr(stmt.excluded, c) for c in ("step", "timestamp", "value", "is_nan")},
         where=newer)
-    conn.execute(stmt, [_latest_row(p) for p in _latest_per_key(points)])
 
 
 def _history_row(point: MetricPoint) -> dict[str, object]:
