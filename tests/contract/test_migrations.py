@@ -9,6 +9,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from loopml.datasets import tables as dataset_tables  # noqa: F401  (registers its tables)
+from loopml.deployments import tables as deployment_tables  # noqa: F401
 from loopml.errors import Conflict
 from loopml.hpo import tables as hpo_tables  # noqa: F401
 from loopml.pipelines import tables as pipeline_tables  # noqa: F401

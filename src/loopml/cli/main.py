@@ -11,6 +11,7 @@ from loopml.cli.data import data
 from loopml.cli.db import db
 from loopml.cli.models import models
 from loopml.cli.pipelines import pipelines, run
+from loopml.cli.serve import serve
 from loopml.cli.tracking import experiments, runs
 from loopml.cli.tune import tune
 from loopml.errors import LoopmlError
@@ -32,6 +33,7 @@ cli.add_command(models)
 cli.add_command(run)
 cli.add_command(pipelines)
 cli.add_command(tune)
+cli.add_command(serve)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,48 +28,13 @@ from typing import Any
 import orjson
 
 from loopml.errors import InvalidArgument, LoopmlError
+from loopml.models.formats import FORMATS, parse_payload, to_jsonable
 from loopml.models.package import LoadedModel, load_model
 
-__all__ = ["PredictionService", "main", "parse_payload", "to_jsonable"]
+__all__ = ["FORMATS", "PredictionService", "main", "parse_payload", "to_jsonable"]
 
 PREDICT_PATHS = ("/invocations", "/predict")
 HEALTH_PATHS = ("/health", "/ping")
-FORMATS = ("dataframe_records", "dataframe_split", "instances", "inputs")
-
-
-def parse_payload(body: Any) -> Any:
-    """The model input held by a request body in one of the four accepted formats."""
-    if not isinstance(body, Mapping):
-        raise InvalidArgument(f"the request body must be a JSON object with one of "
-                              f"{', '.join(FORMATS)}; got a {type(body).__name__}")
-    present = [key for key in FORMATS if key in body]
-    if len(present) != 1:
-        raise InvalidArgument(f"the request body must hold exactly one of {', '.join(FORMATS)}; "
-                              f"it holds {', '.join(present) or 'none of them'}")
-    key = present[0]
-    value = body[key]
-    if key == "dataframe_split":
-        if not isinstance(value, Mapping) or "columns" not in value or "data" not in value:
-            raise InvalidArgument("dataframe_split must be {\"columns\": [...], \"data\": "
-                                  "[[...], ...]}")
-        columns = list(value["columns"])
-        return [dict(zip(columns, row, strict=True)) for row in value["data"]]
-    if key in {"dataframe_records", "instances"} and not isinstance(value, list):
-        raise InvalidArgument(f"{key} must be a list; got a {type(value).__name__}")
-    return value
-
-
-def to_jsonable(predictions: Any) -> Any:
-    """Predictions as JSON values (arrays → lists, tables → records)."""
-    if hasattr(predictions, "to_dict") and hasattr(predictions, "columns"):
-        return predictions.to_dict(orient="records")
-    if hasattr(predictions, "tolist"):
-        return predictions.tolist()
-    if isinstance(predictions, Mapping):
-        return {str(k): to_jsonable(v) for k, v in predictions.items()}
-    if isinstance(predictions, tuple | list):
-        return [to_jsonable(v) for v in predictions]
-    return predictions
 
 
 class PredictionService:

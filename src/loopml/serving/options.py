@@ -1,0 +1,69 @@
+"""The options of one model server, as one frozen value (what ``loopml serve`` parses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loopml.errors import InvalidArgument
+from loopml.registry.refs import ModelRef, parse_model_ref
+
+__all__ = ["ServeOptions"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeOptions:
+    """How to serve ``model`` (``NAME@ALIAS``, ``NAME/VERSION`` or ``NAME`` for the latest).
+
+    An alias (or the latest version) is followed: the server polls the registry every
+    ``poll_interval_s`` and swaps to the version it points to; a version number is fixed.
+    """
+
+    model: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    #: rows predicted together at most, and how long the first request of a batch may wait
+    max_batch_size: int = 32
+    max_wait_ms: float = 2.0
+    #: a bearer token every request but /health, /ready and the docs must carry
+    token: str | None = None
+    max_body_bytes: int = 4 * 1024 * 1024
+    poll_interval_s: float = 1.0
+    #: allow null/NaN/±inf in every float input (else only where the input example has them)
+    allow_non_finite: bool = False
+    #: load packages that run code when loaded (pickle)
+    trusted: bool = False
+    #: the payload log: the share of requests logged (0 turns it off), its queue bound, the
+    #: rows per segment and per row group, and how often it is written
+    log_sample: float = 1.0
+    log_queue_rows: int = 50_000
+    log_segment_rows: int = 50_000
+    log_row_group_rows: int = 5_000
+    log_flush_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        parse_model_ref(self.model)
+        for name in ("workers", "max_batch_size", "max_body_bytes", "log_queue_rows",
+                     "log_segment_rows", "log_row_group_rows"):
+            if getattr(self, name) < 1:
+                raise InvalidArgument(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 < self.port < 65536:
+            raise InvalidArgument(f"port must be between 1 and 65535, got {self.port}")
+        if self.max_wait_ms < 0 or self.poll_interval_s <= 0 or self.log_flush_s <= 0:
+            raise InvalidArgument("max_wait_ms must be >= 0, poll_interval_s and log_flush_s "
+                                  f"> 0; got {self.max_wait_ms}, {self.poll_interval_s}, "
+                                  f"{self.log_flush_s}")
+        if not 0 <= self.log_sample <= 1:
+            raise InvalidArgument(f"log_sample is the share of requests logged, between 0 "
+                                  f"and 1; got {self.log_sample}")
+        if self.token is not None and not self.token.strip():
+            raise InvalidArgument("token is empty; pass a non-empty token or none at all")
+
+    @property
+    def ref(self) -> ModelRef:
+        return parse_model_ref(self.model)
+
+    @property
+    def endpoint(self) -> str:
+        """The name the payload log and metrics file this server's traffic under."""
+        return str(self.ref)

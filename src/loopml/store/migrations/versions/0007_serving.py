@@ -1,0 +1,45 @@
+"""Serving: the index of payload log segments (Parquet files in the blob store).
+
+Revision ID: 0007
+Revises: 0006
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "payload_segments",
+        sa.Column("id", BigId, autoincrement=True, nullable=False),
+        sa.Column("endpoint", sa.String(256), nullable=False),
+        sa.Column("model", sa.String(256), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("blob", sa.String(64), nullable=False),
+        sa.Column("rows", sa.Integer, nullable=False),
+        sa.Column("first_at", sa.BigInteger, nullable=False),
+        sa.Column("last_at", sa.BigInteger, nullable=False),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+        sa.Column("host", sa.String(256), nullable=False, server_default=""),
+        sa.Column("pid", sa.Integer, nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_payload_segments"),
+    )
+    op.create_index("ix_payload_segments_endpoint_kind_last_at", "payload_segments",
+                    ["endpoint", "kind", "last_at"])
+    op.create_index("ix_payload_segments_model_kind_last_at", "payload_segments",
+                    ["model", "kind", "last_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_payload_segments_model_kind_last_at", table_name="payload_segments")
+    op.drop_index("ix_payload_segments_endpoint_kind_last_at", table_name="payload_segments")
+    op.drop_table("payload_segments")

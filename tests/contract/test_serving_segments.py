@@ -1,0 +1,54 @@
+"""The payload log's index and segments, on every metadata backend: what a model server
+writes (through its segment sink) a reader finds by endpoint, kind and time."""
+
+from __future__ import annotations
+
+import pytest
+
+from loopml.blobs import BlobStore, open_backend
+from loopml.deployments.payload import list_segments, read_segments
+from loopml.errors import InvalidArgument
+from loopml.serving.payload_log import PayloadLog, SegmentSink
+from loopml.store import MetadataStore
+
+
+def _request(i: int, at: int) -> tuple[object, ...]:
+    return (f"r{i}", at, "churn@production", "churn", 3, "predict", 200, 1.5, 1,
+            b'{"inputs": [[1.0]]}', b'{"predictions": [0]}', None)
+
+
+def test_segments_are_written_indexed_and_read_back(database_url: str) -> None:
+    meta = MetadataStore(database_url)
+    blobs = BlobStore(open_backend("memory://"))
+    sink = SegmentSink(blobs=blobs, meta=lambda: meta, endpoint="churn@production",
+                       model="churn", row_group_rows=2)
+    log = PayloadLog(sink, segment_rows=3, flush_interval_s=60)
+    for i in range(5):
+        assert log.add("requests", _request(i, 1_000 + i))
+    assert log.add("feedback", ("r1", 2_000, "churn@production", b"1"))
+    log.close()
+    assert (log.written, log.segments, log.dropped, log.queued) == (6, 3, 0, 0)
+    with meta.read() as conn:
+        segments = list_segments(conn, endpoint="churn@production")
+        assert [s.rows for s in segments] == [3, 2]
+        assert (segments[0].first_at, segments[0].last_at) == (1_000, 1_002)
+        assert [s.rows for s in list_segments(conn, model="churn", since=1_003)] == [2]
+        assert list_segments(conn, endpoint="other") == []
+        feedback = list_segments(conn, kind="feedback")
+        with pytest.raises(InvalidArgument, match="unknown payload segment kind"):
+            list_segments(conn, kind="labels")
+    table = read_segments(blobs, segments)
+    assert table.column("request_id").to_pylist() == [f"r{i}" for i in range(5)]
+    assert table.column("request").to_pylist()[0] == '{"inputs": [[1.0]]}'
+    assert read_segments(blobs, feedback).to_pylist()[0]["label"] == "1"
+    meta.close()
+
+
+def test_a_full_queue_drops_and_counts() -> None:
+    written: list[int] = []
+    log = PayloadLog(lambda kind, rows: written.append(len(rows)), max_queue_rows=2,
+                     flush_interval_s=60)
+    assert [log.add("requests", _request(i, i)) for i in range(3)] == [True, True, False]
+    log.close()
+    assert (log.dropped, sum(written)) == (1, 2)
+    assert not log.add("requests", _request(9, 9))  # closed
