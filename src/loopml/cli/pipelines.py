@@ -90,12 +90,26 @@ def run(target: str, pairs: tuple[str, ...], params_file: str | None, executor: 
     try:
         result = found.run(_params(pairs, params_file), executor=executor, sample=sample,
                            cache=not no_cache, experiment=experiment, client=client,
-                           progress=not as_json)
+                           progress=client.settings.progress and not as_json)
     except StepFailed as exc:
         if as_json and exc.run_id:
             _show(_get(client, exc.run_id), as_json=True)
         raise
-    _show(result, as_json)
+    if as_json:
+        _show(result, as_json=True)
+    else:
+        _summary(result)
+
+
+def _summary(run: Any) -> None:
+    """One line after the per-step progress lines (the full table: ``pipelines show``)."""
+    counts: dict[str, int] = {}
+    for step in run.steps:
+        counts[step.status.value] = counts.get(step.status.value, 0) + 1
+    seconds = ((run.ended_at or run.created_at) - run.created_at) / 1000
+    parts = ", ".join(f"{n} {status}" for status, n in counts.items())
+    click.echo(f"pipeline {run.pipeline} run {run.run_id} {run.status} in {seconds:.2f} s "
+               f"({parts}); details: loopml pipelines show {run.run_id}")
 
 
 def _get(client: Any, run_id: str) -> Any:
@@ -147,5 +161,10 @@ def resume_run(run_id: str, executor: str | None, as_json: bool) -> None:
     """Re-run a failed or killed run from the failed step, reusing what succeeded."""
     from loopml.pipelines.flow import resume
 
-    result = resume(run_id, client=open_client(), executor=executor, progress=not as_json)
-    _show(result, as_json)
+    client = open_client()
+    result = resume(run_id, client=client, executor=executor,
+                    progress=client.settings.progress and not as_json)
+    if as_json:
+        _show(result, as_json=True)
+    else:
+        _summary(result)

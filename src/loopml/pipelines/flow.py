@@ -23,6 +23,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopml.errors import Conflict, InvalidArgument
@@ -226,7 +227,9 @@ def _start_run(client: Client, pipe: Pipeline, params: Mapping[str, Any], graph:
 
     shown = {k: (datasets[v.ref].version.ref if isinstance(v, Dataset)  # type: ignore[union-attr]
                  else v) for k, v in params.items()}
-    tags = {**code_version_tags(), **environment_tags(), "loopml.pipeline": pipe.name}
+    source_file = pipe.source.rpartition(":")[0]
+    code_dir = Path(source_file).parent if source_file.endswith(".py") else None
+    tags = {**code_version_tags(code_dir), **environment_tags(), "loopml.pipeline": pipe.name}
     if sample is not None:
         tags["loopml.pipeline.sample"] = str(sample)
     if resumed_from is not None:

@@ -19,7 +19,7 @@ from loopml.tracking.tables import params as params_table
 from loopml.tracking.tables import tags as tags_table
 
 __all__ = ["find_cached", "finish_pipeline_run", "finish_step", "get_pipeline_run",
-           "insert_pipeline_run", "list_pipeline_runs", "record_step", "start_step"]
+           "insert_pipeline_run", "list_pipeline_runs", "record_steps", "start_step"]
 
 
 def _outputs_json(outputs: Sequence[OutputRef]) -> str:
@@ -93,26 +93,33 @@ def finish_step(conn: sa.Connection, *, pipeline_run_id: str, node: str, status:
                    ended)
 
 
-def record_step(conn: sa.Connection, *, pipeline_run_id: str, node: str, step: str,
-                status: StepStatus, cache_key: str | None = None,
-                outputs: Sequence[OutputRef] = (), cached_from: str | None = None,
-                reason: str | None = None) -> None:
-    """A step that did not execute: reused (cached) or skipped (with the reason)."""
+def record_steps(conn: sa.Connection, pipeline_run_id: str,
+                 steps: Sequence[Mapping[str, Any]]) -> None:
+    """Steps that did not execute: reused (``status`` cached, with ``cache_key``, ``outputs``
+    and ``cached_from``) or skipped (with the ``reason``). Each mapping also has ``node``,
+    ``step`` and ``status``."""
+    if not steps:
+        return
     stamp = now_ms()
-    conn.execute(_INSERT_STEP, {
-        "run_id": pipeline_run_id, "node": node, "step": step, "status": status.value,
-        "cache_key": cache_key, "outputs": _outputs_json(outputs) if outputs else None,
-        "cached_from": cached_from, "reason": reason, "started_at": stamp, "ended_at": stamp})
+    conn.execute(_INSERT_STEP, [{
+        "run_id": pipeline_run_id, "node": s["node"], "step": s["step"],
+        "status": StepStatus(s["status"]).value, "cache_key": s.get("cache_key"),
+        "outputs": _outputs_json(s["outputs"]) if s.get("outputs") else None,
+        "cached_from": s.get("cached_from"), "reason": s.get("reason"),
+        "child_run_id": None, "attempts": 0, "started_at": stamp, "ended_at": stamp}
+        for s in steps])
 
 
 def find_cached(conn: sa.Connection, cache_key: str) -> tuple[tuple[OutputRef, ...], str] | None:
     """The outputs of the latest completed step with this key, and the run that made them."""
-    row = conn.execute(
-        sa.select(pipeline_steps.c.outputs, pipeline_steps.c.run_id)
-        .where(pipeline_steps.c.cache_key == cache_key,
-               pipeline_steps.c.status == StepStatus.COMPLETED.value)
-        .order_by(pipeline_steps.c.ended_at.desc()).limit(1)).first()
+    row = conn.execute(_FIND_CACHED, {"key": cache_key}).first()
     return None if row is None else (_outputs(row[0]), str(row[1]))
+
+
+_FIND_CACHED = (sa.select(pipeline_steps.c.outputs, pipeline_steps.c.run_id)
+                .where(pipeline_steps.c.cache_key == sa.bindparam("key"),
+                       pipeline_steps.c.status == StepStatus.COMPLETED.value)
+                .order_by(pipeline_steps.c.ended_at.desc()).limit(1))
 
 
 def _step(row: Any) -> StepRecord:

@@ -85,6 +85,11 @@ class Runner:
         self._in_flight: dict[cf.Future[StepResult], _Attempt] = {}
         self._retries: list[tuple[float, int, str, int, str]] = []  # (due, seq, node, n, run)
         self._runs: dict[str, Run] = {}
+        self._deferred: list[dict[str, Any]] = []
+
+    def _write_deferred(self, conn: Any) -> None:
+        records.record_steps(conn, self.run.id, self._deferred)
+        self._deferred.clear()
 
     # -- the loop ------------------------------------------------------------------------
     def execute(self) -> None:
@@ -202,6 +207,7 @@ class Runner:
 
         params = {name: _param_text(value) for name, value in node.params().items()}
         with self.client.meta.write() as conn:
+            self._write_deferred(conn)
             child = records.start_step(
                 conn, pipeline_run_id=self.run.id, experiment_id=self.run.experiment_id,
                 node=node.id, step=node.step.name, cache_key=key, params=params,
@@ -259,6 +265,7 @@ class Runner:
         else:
             status = StepStatus.COMPLETED
         with self.client.meta.write() as conn:
+            self._write_deferred(conn)
             records.finish_step(conn, pipeline_run_id=self.run.id, node=node.id, status=status,
                                 child_run_id=attempt.run.id, outputs=result.outputs,
                                 attempts=attempt.number, error=result.error,
@@ -292,19 +299,19 @@ class Runner:
         self._in_flight.clear()
 
     # -- recording steps that do not execute ----------------------------------------------
+    # Steps that do not execute are recorded with the next write (a step starting or ending,
+    # or the run's end): a fully cached run then costs one write transaction in all.
     def _record_skip(self, node: Node, reason: str) -> None:
-        with self.client.meta.write() as conn:
-            records.record_step(conn, pipeline_run_id=self.run.id, node=node.id,
-                                step=node.step.name, status=StepStatus.SKIPPED, reason=reason)
+        self._deferred.append({"node": node.id, "step": node.step.name,
+                               "status": StepStatus.SKIPPED, "reason": reason})
         self.status[node.id] = StepStatus.SKIPPED
         self.report(node.id, StepStatus.SKIPPED, reason)
 
     def _record_cached(self, node: Node, key: str, outputs: tuple[OutputRef, ...],
                        source_run: str | None, detail: str) -> None:
-        with self.client.meta.write() as conn:
-            records.record_step(conn, pipeline_run_id=self.run.id, node=node.id,
-                                step=node.step.name, status=StepStatus.CACHED, cache_key=key,
-                                outputs=outputs, cached_from=source_run)
+        self._deferred.append({"node": node.id, "step": node.step.name,
+                               "status": StepStatus.CACHED, "cache_key": key,
+                               "outputs": outputs, "cached_from": source_run})
         self.status[node.id] = StepStatus.CACHED
         self.outputs[node.id] = outputs[0]
         self.report(node.id, StepStatus.CACHED, detail)
@@ -313,6 +320,7 @@ class Runner:
     def finish(self) -> PipelineRun:
         status = RunStatus.FINISHED if self.failure is None else RunStatus.FAILED
         with self.client.meta.write() as conn:
+            self._write_deferred(conn)
             records.finish_pipeline_run(conn, self.run.id, status)
             result = records.get_pipeline_run(conn, self.run.id)
         if self.failure is not None:

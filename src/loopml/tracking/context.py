@@ -37,9 +37,15 @@ def _git(cwd: Path, *args: str) -> str | None:
 
 
 def _source_dir() -> Path:
+    """The directory of the program's main script; the working directory when there is none
+    or when the program is the ``loopml`` command itself (whose script is not the user's)."""
     main = sys.modules.get("__main__")
     main_file = getattr(main, "__file__", None)
-    return Path(main_file).resolve().parent if main_file else Path.cwd()
+    spec = getattr(main, "__spec__", None)
+    if (main_file is None or Path(main_file).name == "loopml"
+            or (spec is not None and spec.name.startswith("loopml."))):
+        return Path.cwd()
+    return Path(main_file).resolve().parent
 
 
 @functools.cache
@@ -106,6 +112,7 @@ def environment_tags() -> dict[str, str]:
     return tags
 
 
+@functools.cache
 def current_user() -> str:
     try:
         return getpass.getuser()
