@@ -108,7 +108,7 @@ def test_cache_reuses_outputs_and_invalidates_on_params(client: Client) -> None:
 
 def _step_from_source(body: str) -> Any:
     namespace: dict[str, Any] = {"step": step}
-    exec(textwrap.dedent(body), namespace)  # noqa: S102 - a test building two versions
+    exec(textwrap.dedent(body), namespace)  # a test building two versions of a step
     return namespace["produce"]
 
 
