@@ -14,7 +14,7 @@ from loopml.store import MetadataStore
 
 def _request(i: int, at: int) -> tuple[object, ...]:
     return (f"r{i}", at, "churn@production", "churn", 3, "predict", 200, 1.5, 1,
-            b'{"inputs": [[1.0]]}', b'{"predictions": [0]}', None)
+            b'{"inputs": [[1.0]]}', b'{"predictions": [0]}', None, "primary")
 
 
 def test_segments_are_written_indexed_and_read_back(database_url: str) -> None:
@@ -40,6 +40,7 @@ def test_segments_are_written_indexed_and_read_back(database_url: str) -> None:
     table = read_segments(blobs, segments)
     assert table.column("request_id").to_pylist() == [f"r{i}" for i in range(5)]
     assert table.column("request").to_pylist()[0] == '{"inputs": [[1.0]]}'
+    assert set(table.column("role").to_pylist()) == {"primary"}
     assert read_segments(blobs, feedback).to_pylist()[0]["label"] == "1"
     meta.close()
 

@@ -9,6 +9,7 @@ import click
 
 from loopml.cli.data import data
 from loopml.cli.db import db
+from loopml.cli.deploy import deploy
 from loopml.cli.models import models
 from loopml.cli.pipelines import pipelines, run
 from loopml.cli.serve import serve
@@ -34,6 +35,7 @@ cli.add_command(run)
 cli.add_command(pipelines)
 cli.add_command(tune)
 cli.add_command(serve)
+cli.add_command(deploy)
 
 
 def main(argv: list[str] | None = None) -> Any:

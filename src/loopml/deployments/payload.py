@@ -4,7 +4,9 @@ A model server writes what it answered as segments of two kinds, each a Parquet 
 bounded row groups (so a reader streams it):
 
 ``requests``  request_id, at (UTC), endpoint, model, version, route, status, latency_ms,
-              rows, request (the body as sent), response (the body as answered), error
+              rows, request (the body as sent), response (the body as answered), error,
+              role (``primary``, ``canary`` or ``shadow``: a shadow's row has the request id
+              of the primary's, no request body, and the shadow's answer)
 ``feedback``  request_id, at (UTC), endpoint, label (JSON text)
 
 Monitoring joins the two on ``request_id``. Only the index lives in the metadata store; the
@@ -63,7 +65,7 @@ def request_schema() -> pa.Schema:
         ("endpoint", pa.string()), ("model", pa.string()), ("version", pa.int32()),
         ("route", pa.string()), ("status", pa.int16()), ("latency_ms", pa.float32()),
         ("rows", pa.int32()), ("request", pa.string()), ("response", pa.string()),
-        ("error", pa.string()),
+        ("error", pa.string()), ("role", pa.string()),
     ])
 
 

@@ -157,6 +157,12 @@ class Registry:
         self.load_failures = self.counter("loopml_model_load_failures_total",
                                           "Versions that could not be loaded or warmed.",
                                           ("model", "version"))
+        self.fallbacks = self.counter(
+            "loopml_fallbacks_total", "Requests a canary or a version on trial failed, "
+            "answered by the safe version instead.", ("model", "version"))
+        self.rollbacks = self.counter(
+            "loopml_auto_rollbacks_total", "Automatic rollbacks away from a version.",
+            ("model", "version"))
 
     def counter(self, name: str, doc: str, labels: Sequence[str]) -> Counter:
         metric = Counter(name, doc, labels)
@@ -164,8 +170,12 @@ class Registry:
         return metric
 
     def gauge(self, name: str, doc: str, labels: Sequence[str],
-              read: Callable[[], dict[tuple[str, ...], float]] | None = None) -> Gauge:
+              read: Callable[[], dict[tuple[str, ...], float]] | None = None, *,
+              kind: str = "gauge") -> Gauge:
+        """A gauge (or, with ``kind="counter"``, a counter another object keeps, read
+        through ``read`` when rendered)."""
         metric = Gauge(name, doc, labels, read)
+        metric.kind = kind
         self.metrics.append(metric)
         return metric
 

@@ -12,13 +12,16 @@ __all__ = ["ServeOptions"]
 
 @dataclass(frozen=True, kw_only=True)
 class ServeOptions:
-    """How to serve ``model`` (``NAME@ALIAS``, ``NAME/VERSION`` or ``NAME`` for the latest).
+    """How to serve ``model`` (``NAME@ALIAS``, ``NAME/VERSION`` or ``NAME`` for the latest),
+    or the deployment named ``deployment`` (its traffic policy: canary, shadow, rollback).
 
     An alias (or the latest version) is followed: the server polls the registry every
     ``poll_interval_s`` and swaps to the version it points to; a version number is fixed.
+    A deployment is followed the same way: its policy and the versions it names.
     """
 
-    model: str
+    model: str = ""
+    deployment: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -40,11 +43,27 @@ class ServeOptions:
     log_segment_rows: int = 50_000
     log_row_group_rows: int = 5_000
     log_flush_s: float = 10.0
+    #: mirrored requests a shadow may have in flight (more are dropped and counted)
+    shadow_max_pending: int = 1000
+    #: how often the automatic rollback rule of a deployment is evaluated
+    rollback_check_s: float = 0.1
 
     def __post_init__(self) -> None:
-        parse_model_ref(self.model)
+        if (self.deployment is None) == (not self.model):
+            raise InvalidArgument("serve either a model (NAME@ALIAS, NAME/VERSION or NAME) or "
+                                  "a deployment (its name), not both and not neither; got "
+                                  f"model={self.model!r}, deployment={self.deployment!r}")
+        if self.deployment is not None:
+            from loopml.deployments.records import check_deployment_name
+
+            check_deployment_name(self.deployment)
+        else:
+            parse_model_ref(self.model)
+        if not 0 < self.rollback_check_s <= 1:
+            raise InvalidArgument(f"rollback_check_s must be in (0, 1], got "
+                                  f"{self.rollback_check_s}")
         for name in ("workers", "max_batch_size", "max_body_bytes", "log_queue_rows",
-                     "log_segment_rows", "log_row_group_rows"):
+                     "log_segment_rows", "log_row_group_rows", "shadow_max_pending"):
             if getattr(self, name) < 1:
                 raise InvalidArgument(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 < self.port < 65536:
@@ -61,9 +80,14 @@ class ServeOptions:
 
     @property
     def ref(self) -> ModelRef:
+        """The model reference served (a deployment's is read from its record)."""
+        if self.deployment is not None:
+            raise InvalidArgument(f"deployment {self.deployment!r} is served from its record; "
+                                  "it has no model reference of its own")
         return parse_model_ref(self.model)
 
     @property
     def endpoint(self) -> str:
-        """The name the payload log and metrics file this server's traffic under."""
-        return str(self.ref)
+        """The name the payload log and metrics file this server's traffic under: the
+        deployment's name, or the model reference."""
+        return self.deployment if self.deployment is not None else str(self.ref)
