@@ -2,40 +2,51 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
 import click
 
-from loopml.cli.data import data
-from loopml.cli.db import db
-from loopml.cli.deploy import deploy
-from loopml.cli.models import models
-from loopml.cli.pipelines import pipelines, run
-from loopml.cli.serve import serve
-from loopml.cli.tracking import experiments, runs
-from loopml.cli.tune import tune
 from loopml.errors import LoopmlError
 
 __all__ = ["cli", "main"]
 
+#: command name → "module:attribute"; a command's module is imported only when it runs (or
+#: when ``--help`` lists the commands), so starting one command does not load the others.
+COMMANDS = {
+    "experiments": "loopml.cli.tracking:experiments",
+    "runs": "loopml.cli.tracking:runs",
+    "db": "loopml.cli.db:db",
+    "data": "loopml.cli.data:data",
+    "models": "loopml.cli.models:models",
+    "run": "loopml.cli.pipelines:run",
+    "pipelines": "loopml.cli.pipelines:pipelines",
+    "tune": "loopml.cli.tune:tune",
+    "serve": "loopml.cli.serve:serve",
+    "deploy": "loopml.cli.deploy:deploy",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="loopml")
 def cli() -> None:
     """loopml: track, version, train, serve and monitor models."""
-
-
-cli.add_command(experiments)
-cli.add_command(runs)
-cli.add_command(db)
-cli.add_command(data)
-cli.add_command(models)
-cli.add_command(run)
-cli.add_command(pipelines)
-cli.add_command(tune)
-cli.add_command(serve)
-cli.add_command(deploy)
 
 
 def main(argv: list[str] | None = None) -> Any:
