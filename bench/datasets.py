@@ -325,6 +325,10 @@ class LoopmlTool(Tool):
         self.has_push = False
 
     def setup(self) -> None:
+        # Compile loopml's sources once: with PYTHONDONTWRITEBYTECODE set (some sandboxes
+        # set it) every timed call would otherwise compile each module it imports.
+        subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", *loopml_sources()],
+                       check=False, stdout=subprocess.DEVNULL, env=self.env)
         commands = self.run("data", "--help")["stdout"]
         self.has_push = all(f"\n  {word} " in commands for word in ("push", "pull"))
         self.push_how = ("`loopml data push a@N` to LOOPML_REMOTE_URL" if self.has_push else
@@ -375,6 +379,14 @@ class LoopmlTool(Tool):
             facts["c_statistics_columns"] = len(stats) if isinstance(stats, dict | list) else None
             facts["c_rows"] = shown.get("rows")
         return facts
+
+
+def loopml_sources() -> list[str]:
+    """The directories of the loopml package this interpreter imports (without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("loopml")
+    return list(spec.submodule_search_locations or []) if spec else []
 
 
 class DvcTool(Tool):
@@ -429,6 +441,7 @@ TOOLS: dict[str, type[Tool]] = {"loopml": LoopmlTool, "dvc": DvcTool}
 
 
 def measure(tool: Tool, data: Path, manifest: dict[str, Any], sizes: Sizes) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     sections = Sections(expected=(CommandFailed,))
     ws = tool.ws
     ws.mkdir(parents=True)
@@ -533,6 +546,7 @@ def measure(tool: Tool, data: Path, manifest: dict[str, Any], sizes: Sizes) -> d
         facts.update(tool.facts())
     return {"side": tool.name, "version": version, "python": platform.python_version(),
             "cpus": os.cpu_count(), "platform": platform.platform(), "facts": facts,
+            "load": [load_before, os.getloadavg()[0]],
             "results": sections.results, "errors": sections.errors}
 
 
@@ -856,9 +870,12 @@ def render(report: dict[str, Any], rows: list[list[str]], memory: list[list[str]
            notes: list[str]) -> str:
     lm, dv = report["loopml"], report["dvc"]
     dvc_version = dv.get("version", "not measured" if dv.get("skipped") else "?")
+    loads = "; ".join(f"{side['side']} {side['load'][0]:.1f} → {side['load'][1]:.1f}"
+                      for side in (lm, dv) if side.get("load"))
     title = (f"Dataset registry ({report['mode']}): loopml {lm.get('version', '?')} vs "
              f"DVC {dvc_version}, end to end from the command line; "
-             f"Python {lm.get('python', '?')}, {lm.get('cpus', '?')} CPUs")
+             f"Python {lm.get('python', '?')}, {lm.get('cpus', '?')} CPUs"
+             + (f"; load average {loads}" if loads else ""))
     table = format_table(HEADERS, rows, align="<>>>><<>")
     mem = format_table(MEMORY_HEADERS, memory, align="<>>")
     return "\n".join([title, "", table, "", "Peak memory (max RSS) of each command:", "", mem,

@@ -132,6 +132,32 @@ def test_large_object_round_trip(backend: BlobBackend, tmp_path: Path) -> None:
     assert backend.get_bytes("cd/" + "f" * 62) == data
 
 
+def test_get_range_reads_part_of_an_object(backend: BlobBackend) -> None:
+    data = bytes(range(256)) * 4
+    backend.put_bytes(KEY, data)
+    assert backend.get_range(KEY, 0, 10) == data[:10]
+    assert backend.get_range(KEY, 300, 50) == data[300:350]
+    assert backend.get_range(KEY, 1000, 100) == data[1000:]  # fewer at the end
+    with pytest.raises(NotFound, match="cd/"):
+        backend.get_range("cd/" + "0" * 62, 0, 1)
+
+
+def test_large_file_goes_up_in_parts(backend: BlobBackend, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from loopml.blobs import s3
+
+    if not isinstance(backend, s3.S3Backend):
+        pytest.skip("only S3 uploads in parts")
+    monkeypatch.setattr(s3, "MULTIPART_THRESHOLD", 6 << 20)
+    monkeypatch.setattr(s3, "PART_SIZE", 5 << 20)  # S3's smallest part
+    data = os.urandom(12 << 20)  # three parts, the last one short
+    source = tmp_path / "parts.bin"
+    source.write_bytes(data)
+    backend.put_file(KEY, source)
+    assert backend.get_bytes(KEY) == data
+    assert list(backend.iter_keys()) == [KEY]
+
+
 def test_concurrent_puts_of_one_key(backend: BlobBackend) -> None:
     data = os.urandom(256 * 1024)
     errors: list[BaseException] = []

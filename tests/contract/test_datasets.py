@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pyarrow as pa
@@ -205,6 +206,38 @@ def test_quick_lookup_agrees_with_the_client(client: Client, tmp_path: Path) -> 
         assert version_quickly(client.settings, "quick@9") is None
     else:
         assert quick is None  # PostgreSQL always takes the client's path
+
+
+def test_quick_add_agrees_with_the_client(client: Client, tmp_path: Path) -> None:
+    from loopml.datasets.ingest import IngestOptions, add_to
+    from loopml.datasets.quick_add import QuickCatalog
+
+    def add_quickly(path: Path, name: str, **options: object) -> object:
+        catalog = QuickCatalog.open(client.settings, name)
+        assert catalog is not None
+        return add_to(catalog, client.blobs, client.stat_cache, name=name, path=path,
+                      options=IngestOptions(**options))
+
+    root = make_tree(tmp_path / "q", files=6)
+    if not client.settings.is_embedded:
+        client.add_dataset(root, "quick")
+        assert QuickCatalog.open(client.settings, "quick") is None  # the client's path
+        return
+    assert QuickCatalog.open(client.settings, "quick") is None  # no store file yet
+    client.add_dataset(root, "quick")
+    client.tag_dataset("quick@1", "golden")
+    again = add_quickly(root, "quick")
+    assert again == dataclasses.replace(client.get_dataset_version("quick@1"), unchanged=True)
+    (root / "d0" / "f0.txt").write_text("changed")
+    second = add_quickly(root, "quick", message="quick one")
+    assert second == client.get_dataset_version("quick@2")
+    assert (second.parent_version, second.new_files, second.message) == (1, 1, "quick one")
+    table = write_csv(tmp_path / "t.csv", 0, 40)
+    first_table = add_quickly(table, "fresh")  # a new dataset, with statistics
+    assert first_table == client.get_dataset_version("fresh@1")
+    assert first_table.rows == 40 and first_table.schema is not None
+    assert client.dataset_profile("fresh@1") is not None
+    assert client.add_dataset(table, "fresh").unchanged
 
 
 def test_parquet_directory_is_one_table(client: Client, tmp_path: Path) -> None:

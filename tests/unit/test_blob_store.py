@@ -324,10 +324,17 @@ def test_unknown_scheme_lists_the_known_ones() -> None:
         open_backend("")
 
 
-def test_missing_s3fs_names_the_install_command(monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, "s3fs", None)
-    with pytest.raises(loopml.errors.MissingDependency, match=r"pip install 'loopml\[s3\]'"):
-        open_backend("s3://bucket/prefix")
+def test_an_s3_store_needs_no_aws_library_with_plain_credentials() -> None:
+    import subprocess
+
+    code = ("import sys; from loopml.blobs import open_backend; "
+            "backend = open_backend('s3://bucket/prefix', s3_endpoint_url='http://127.0.0.1:9'); "
+            "backend._client._find_credentials(); "
+            "print([m for m in ('s3fs', 'botocore', 'boto3', 'urllib3') if m in sys.modules])")
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, env=env)
+    assert result.stdout.strip() == "[]"
 
 
 def test_importing_blobs_stays_light() -> None:

@@ -269,6 +269,12 @@ def test_listings_with_unsafe_names_are_rejected(store: BlobStore) -> None:
     digest = store.put_json({"something": "else"})
     with pytest.raises(InvalidArgument, match="not a tree listing"):
         list(iter_files(store, digest))
+    good = store.put_json({"dirs": {}, "files": {"a": entry, "b": entry}})
+    bad = store.put_json({"dirs": {}, "files": {"a": entry, "b": ["not", "an", "entry"]}})
+    with pytest.raises(InvalidArgument, match="not a tree listing"):
+        list(iter_files(store, bad))
+    with pytest.raises(InvalidArgument, match="not a tree listing"):  # decoded when read
+        diff_trees(store, good, bad)
 
 
 def test_reachable_objects_are_every_object_of_the_trees(tmp_path: Path,
@@ -372,3 +378,84 @@ def _age(root: Path) -> None:
     for path in root.rglob("*"):
         if path.is_file():
             os.utime(path, ns=(then, then))
+
+
+def test_the_index_looks_only_at_what_changed(store: BlobStore, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    made = make_tree(data, dirs=4, files=30)
+    _age(data)
+    cache = StatCache(tmp_path / "stat.sqlite")
+    v1 = build_tree(store, data, stat_cache=cache)
+    (data / "d1" / "f003.bin").write_bytes(b"edited")
+    (data / "d2" / "f004.bin").write_bytes(made["d2/f004.bin"])  # rewritten, same bytes
+    (data / "d3" / "f005.bin").unlink()
+    (data / "d9").mkdir()
+    (data / "d9" / "new.bin").write_bytes(b"new")
+    (data / "d0" / "copy.bin").write_bytes(made["d0/f001.bin"])  # content the base holds
+    read: list[str] = []
+    real = build_module._read_small
+    monkeypatch.setattr(build_module, "_read_small", lambda p: (read.append(p), real(p))[1])
+    monkeypatch.setattr(build_module, "iter_files", _never)  # the base is not read
+    monkeypatch.setattr(StatCache, "lookup", _never)  # nor looked up file by file
+    v2 = build_tree(store, data, stat_cache=cache, base=v1.digest)
+    assert sorted(os.path.relpath(p, data) for p in read) == [
+        "d0/copy.bin", "d1/f003.bin", "d2/f004.bin", "d9/new.bin"]
+    assert v2.new_files == 2 and is_delta(store, v2.digest)
+    changes = diff_trees(store, v1.digest, v2.digest)
+    assert (sorted(changes.added), sorted(changes.modified), sorted(changes.removed)) == (
+        ["d0/copy.bin", "d9/new.bin"], ["d1/f003.bin"], ["d3/f005.bin"])
+    assert contents(store, v2.digest) == files_of(data)
+    monkeypatch.undo()
+    cache.clear()  # the same tree, file by file
+    assert not diff_trees(store, v2.digest,
+                          build_tree(store, data, stat_cache=cache, base=v1.digest).digest
+                          ).changed
+
+
+def test_the_index_of_another_tree_is_not_used_as_a_base(store: BlobStore,
+                                                         tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_tree(data)
+    _age(data)
+    cache = StatCache(tmp_path / "stat.sqlite")
+    build_tree(store, data, stat_cache=cache)
+    make_tree(tmp_path / "other", seed=5)
+    other = build_tree(store, tmp_path / "other")
+    (data / "d0" / "f000.bin").write_bytes(b"edited")
+    v2 = build_tree(store, data, stat_cache=cache, base=other.digest)
+    assert contents(store, v2.digest) == files_of(data)
+    assert build_tree(store, data, stat_cache=cache, base=v2.digest).digest == v2.digest
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in root.rglob("*") if p.is_file()}
+
+
+def _never(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the directory's index should have made this unnecessary")
+
+
+def test_the_index_keeps_the_fingerprint_a_file_was_read_with(
+        store: BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    make_tree(data, dirs=2, files=5)
+    _age(data)
+    cache = StatCache(tmp_path / "stat.sqlite")
+    real_scan = build_module.scan_files
+
+    def stale_scan(root: Path) -> object:  # as if d1/f002.bin changed after the scan
+        found = real_scan(root)
+        listed = found.listing["d1"]
+        listed[listed.index("f002.bin") + 2] -= 7  # its modification time
+        return found
+
+    monkeypatch.setattr(build_module, "scan_files", stale_scan)
+    v1 = build_tree(store, data, stat_cache=cache)
+    monkeypatch.undo()
+    read: list[str] = []
+    real = build_module._read_small
+    monkeypatch.setattr(build_module, "_read_small", lambda p: (read.append(p), real(p))[1])
+    assert build_tree(store, data, stat_cache=cache, base=v1.digest).digest == v1.digest
+    assert read == []

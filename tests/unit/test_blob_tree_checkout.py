@@ -189,3 +189,24 @@ def _age(root: Path) -> None:
     for path in root.rglob("*"):
         if path.is_file():
             os.utime(path, ns=(then, then))
+
+
+def test_the_index_restores_local_changes_outside_the_diff(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = BlobStore(LocalBackend(tmp_path / "blobs"), workers=2)
+    cache = StatCache(tmp_path / "stat.sqlite")
+    v1, v2, old, _new = two_versions(store, tmp_path / "src")
+    out = tmp_path / "out"
+    checkout(store, v2, out, stat_cache=cache)
+    (out / "d0" / "f003.bin").write_bytes(b"local edit")  # in both trees, unchanged between
+    (out / "d0" / "f004.bin").unlink()
+    (out / "d0" / "f005.bin").write_bytes(old["d0/f005.bin"])  # rewritten with its content
+    (out / "untracked.txt").write_bytes(b"mine")
+    monkeypatch.setattr(checkout_module, "_plan_by_files", _fail)
+    stats = checkout(store, v1, out, stat_cache=cache)
+    assert stats.written == 4  # the two the trees differ by, the edit and the deletion
+    assert files_of(out) == {**old, "d2/added.bin": b"added in v2", "untracked.txt": b"mine"}
+    stats = checkout(store, v1, out, stat_cache=cache, remove_extra=True)
+    assert (stats.written, stats.removed) == (0, 2)
+    assert files_of(out) == old
+    assert build_tree(store, out, stat_cache=cache, base=v1).digest == v1

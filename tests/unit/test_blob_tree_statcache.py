@@ -11,12 +11,12 @@ import pytest
 from loopml.blobs import hash_bytes
 from loopml.blobs import statcache as statcache_module
 from loopml.blobs.entry import FileEntry
+from loopml.blobs.index import DirectoryIndex
 from loopml.blobs.statcache import (
     Fingerprint,
     StatCache,
     content_digest,
     is_racy,
-    scan_digest,
     scan_files,
 )
 from loopml.errors import BackendUnavailable, NotFound
@@ -45,16 +45,6 @@ def test_scan_lists_files_in_path_order(tmp_path: Path) -> None:
     assert list(scan_files(tmp_path / "b.txt")) == ["b.txt"]
     with pytest.raises(NotFound):
         scan_files(tmp_path / "missing")
-
-
-def test_scan_digest_changes_with_any_file(tmp_path: Path) -> None:
-    (tmp_path / "f").write_bytes(b"1")
-    first = scan_digest(scan_files(tmp_path))
-    assert scan_digest(scan_files(tmp_path)) == first
-    (tmp_path / "g").write_bytes(b"2")
-    second = scan_digest(scan_files(tmp_path))
-    os.utime(tmp_path / "f", ns=(0, 0))
-    assert len({first, second, scan_digest(scan_files(tmp_path))}) == 3
 
 
 def test_lookup_returns_only_files_whose_fingerprint_matches(tmp_path: Path) -> None:
@@ -89,18 +79,54 @@ def test_many_files_fold_into_the_directory_row(tmp_path: Path) -> None:
     assert cache.lookup(prints) == {}
 
 
-def test_known_trees_are_checked_against_unsure_files(tmp_path: Path) -> None:
+def test_index_names_the_files_that_may_have_changed(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for name in ("a", "b", "c", "d/e"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(name.encode())
+    old = time.time_ns() - 10_000_000_000
+    for path in root.rglob("*"):
+        if path.is_file():
+            os.utime(path, ns=(old, old))
+    scanned = scan_files(root)
+    recent = dict(scanned)
+    recent["c"] = (recent["c"][0], recent["c"][1]._replace(mtime_ns=time.time_ns()))
+    stored = {rel: FileEntry(hash_bytes(rel.encode()), print_.size, pack=DIGEST, offset=i)
+              for i, (rel, (_, print_)) in enumerate(scanned.items())}
+    index = DirectoryIndex.of(DIGEST, ((rel, print_, stored[rel])
+                                       for rel, (_, print_) in recent.items()),
+                              read_ns=time.time_ns())
     cache = StatCache(tmp_path / "cache.sqlite")
-    recent = tmp_path / "recent.txt"
-    recent.write_bytes(b"as built")
-    cache.remember_tree("/root", "scan-1", DIGEST,
-                        unsure={str(recent): hash_bytes(b"as built")})
-    assert cache.tree_for("/root", "scan-1") == DIGEST
-    assert cache.tree_for("/root", "scan-2") is None
-    recent.write_bytes(b"as built")  # rewritten, same content: still that tree
-    assert cache.tree_for("/root", "scan-1") == DIGEST
-    recent.write_bytes(b"modified")  # same size, maybe same timestamp: caught by hashing
-    assert cache.tree_for("/root", "scan-1") is None
+    index.save(cache, str(root))
+    loaded = DirectoryIndex.load(cache, str(root))
+    assert loaded is not None and loaded.tree == DIGEST and len(loaded) == 4
+    assert DirectoryIndex.load(cache, str(tmp_path)) is None
+    (root / "b").write_bytes(b"B")  # changed; "c" was too recent to be trusted
+    (root / "d" / "e").unlink()
+    (root / "new").write_bytes(b"new")
+    assert loaded.changes(scan_files(root)) == (["b", "c", "new"], ["d/e"])
+    assert loaded.entry("a") == stored["a"] and loaded.entry("new") is None
+    assert loaded.with_digest(stored["b"].digest) == stored["b"]
+    assert loaded.with_digest("f" * 64) is None
+    assert loaded.entries() == stored
+    now = scan_files(root)
+    new_entry = FileEntry(hash_bytes(b"new"), 3)
+    later = loaded.updated(hash_bytes(b"next"),
+                           {rel: (now[rel][1], new_entry) for rel in ("b", "c", "new")},
+                           ["d/e"], read_ns=None)
+    assert later.changes(scan_files(root)) == ([], [])
+    assert later.entry("new") == new_entry and later.entry("a") == stored["a"]
+    assert later.entry("d/e") is None and len(later) == 4
+
+
+def test_index_without_trusted_fingerprints_looks_at_everything(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x")
+    scanned = scan_files(tmp_path)
+    index = DirectoryIndex.of(DIGEST, [("f", scanned["f"][1], entry(1))],
+                              read_ns=time.time_ns())
+    assert index.changes(scanned) == (["f"], [])  # just written: racy
+    trusted = DirectoryIndex.of(DIGEST, [("f", scanned["f"][1], entry(1))], read_ns=None)
+    assert trusted.changes(scanned) == ([], [])
 
 
 def test_racy_fingerprints() -> None:
@@ -138,3 +164,20 @@ def test_an_older_cache_schema_is_rebuilt(tmp_path: Path) -> None:
     cache = StatCache(path)
     cache.remember([("/a/b", Fingerprint(1, 2, 3, 4), entry(1))])
     assert cache.lookup({"/a/b": Fingerprint(1, 2, 3, 4)}) == {"/a/b": entry(1)}
+
+
+def test_an_index_this_code_did_not_write_is_ignored(tmp_path: Path) -> None:
+    cache = StatCache(tmp_path / "cache.sqlite")
+    for document in ({"format": "loopml.directory-index/0", "root": "/r", "tree": DIGEST,
+                      "dirs": {}},
+                     {"format": "loopml.directory-index/1", "root": "/elsewhere",
+                      "tree": DIGEST, "dirs": {}},
+                     {"format": "loopml.directory-index/1", "root": "/r", "tree": DIGEST,
+                      "dirs": {"": [["a", 1, 2, 3, 4], ["short"]]}},
+                     ["not", "a", "document"]):
+        cache.remember_index("/r", document)
+        assert DirectoryIndex.load(cache, "/r") is None
+    cache._index_path("/r").write_bytes(b"{truncated")
+    assert DirectoryIndex.load(cache, "/r") is None
+    DirectoryIndex(DIGEST, {}).save(cache, "/r")
+    assert DirectoryIndex.load(cache, "/r") is not None

@@ -8,7 +8,7 @@ implementation obeys one contract, checked by ``tests/contract/test_blob_backend
 - overwriting a key with the same bytes is harmless (concurrent writers race safely);
 - reading a missing key raises :class:`~loopml.errors.NotFound` naming the key;
 - ``delete`` of a missing key does nothing (deletes are idempotent);
-- driver errors (``OSError``, botocore, fsspec) never escape raw: they become
+- driver errors (``OSError``, HTTP and S3 errors) never escape raw: they become
   :class:`~loopml.errors.BackendUnavailable` naming the store URL and the fix.
 """
 
@@ -44,6 +44,12 @@ class BlobBackend(ABC):
     @abstractmethod
     def get_bytes(self, key: str) -> bytes:
         """The object under ``key``; :class:`~loopml.errors.NotFound` if there is none."""
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """``length`` bytes of the object under ``key`` from byte ``offset`` (fewer at its
+        end); :class:`~loopml.errors.NotFound` if there is none. Backends that can read a
+        part without the whole (a file, a ranged GET) do so."""
+        return self.get_bytes(key)[offset:offset + length]
 
     @abstractmethod
     def get_file(self, key: str, dest: Path) -> None:

@@ -1,9 +1,12 @@
 """Materialising a tree into a directory: :func:`checkout`.
 
-Only files that differ are written. A file already in the directory is recognised as
-unchanged by the stat cache (no read), else — when its size matches — by hashing it; the
-rest are written, each to a temporary name beside it and renamed, so a reader never sees
-a half file and an interrupted checkout leaves every file either old or new. Files are
+Only files that differ are written. When the stat cache has the index of the directory
+(:mod:`loopml.blobs.index`: the tree it held at its last build or checkout), only the
+files that differ between that tree and the new one, and those changed on disk since, are
+looked at; otherwise a file already in the directory is recognised as unchanged by the
+stat cache (no read), else — when its size matches — by hashing it. The rest are
+written, each to a temporary name beside it and renamed, so a reader never sees a half
+file and an interrupted checkout leaves every file either old or new. Files are
 always copies: nothing in the directory is a link into the store, so editing them can
 never damage a version. Files of one pack are read together (one open, or one download
 from a remote store); files are written on the store's worker threads.
@@ -19,17 +22,18 @@ from pathlib import Path
 from loopml.blobs.chunking import read_file, write_atomic
 from loopml.blobs.diff import diff_trees
 from loopml.blobs.entry import FileEntry, check_tree_path
+from loopml.blobs.index import DirectoryIndex
 from loopml.blobs.listing import iter_files
 from loopml.blobs.local import LocalBackend
 from loopml.blobs.packs import RANGES_PER_DOWNLOAD, read_packed_many
 from loopml.blobs.parallel import run_parallel
 from loopml.blobs.statcache import (
     Fingerprint,
+    Scan,
     Scanned,
     StatCache,
     content_digest,
     fingerprint,
-    scan_digest,
     scan_files,
 )
 from loopml.blobs.store import BlobStore
@@ -37,7 +41,11 @@ from loopml.errors import Conflict, InvalidArgument, NotFound
 
 __all__ = ["CheckoutStats", "checkout"]
 
+# A local pack's files are written in batches of at most this many, and at least this
+# few: enough batches for the writing threads (creating and renaming files is system work
+# that runs in parallel, measured 1.5x faster on 4 threads than on 1 for 200 small files).
 _FILES_PER_TASK = 256
+_MIN_FILES_PER_TASK = 32
 _RANGES_PER_TASK = 1
 
 
@@ -55,7 +63,13 @@ class _Plan:
     to_write: dict[str, FileEntry]
     extra: list[str]
     unchanged: int
+    #: Files found right by hashing: (absolute path, fingerprint, entry).
     remember: list[tuple[str, Fingerprint, FileEntry]] = field(default_factory=list)
+    #: How the directory's new index is made: from its old one (less the files of its
+    #: tree that the new tree has not), or from every entry.
+    index: DirectoryIndex | None = None
+    removed: list[str] = field(default_factory=list)
+    wanted: dict[str, FileEntry] | None = None
 
 
 def checkout(store: BlobStore, tree: str, dest: str | os.PathLike[str], *, prefix: str = "",
@@ -74,48 +88,87 @@ def checkout(store: BlobStore, tree: str, dest: str | os.PathLike[str], *, prefi
     root = Path(os.path.abspath(dest))
     if root.exists() and not root.is_dir():
         raise InvalidArgument(f"{root} is a file; check out into a directory")
-    present = scan_files(root) if root.is_dir() else {}
+    present = scan_files(root) if root.is_dir() else Scan(str(root), {})
     plan = None
     if stat_cache is not None and not prefix and present:
-        plan = _plan_from_state(store, stat_cache, root, present, tree)
+        index = DirectoryIndex.load(stat_cache, str(root))
+        if index is not None:
+            plan = _plan_from_index(store, index, present, tree)
     if plan is None:
         plan = _plan_by_files(store, stat_cache, tree, prefix, present)
     if remove_extra:
         _remove(root, plan.extra)
     else:
         _check_in_the_way(list(plan.to_write), plan.extra)
-    tasks = _tasks(plan.to_write, local=isinstance(store.backend, LocalBackend))
+    tasks = _tasks(plan.to_write, local=isinstance(store.backend, LocalBackend),
+                   workers=store.workers)
     written = run_parallel(lambda task: _write(store, root, task), tasks,
                            workers=store.workers, progress=progress,
                            description="writing files")
     if stat_cache is not None:
-        done = [item for task in written for item in task]
-        stat_cache.remember([*plan.remember, *done])
-        if not prefix and (remove_extra or not plan.extra):
-            extra = set(plan.extra)
-            after = {rel: found for rel, found in present.items() if rel not in extra}
-            root_prefix = len(str(root)) + 1
-            after.update((path[root_prefix:], (path, print_)) for path, print_, _ in done)
-            if len(after) != len(present) - len(plan.extra):  # new paths: restore the order
-                after = dict(sorted(after.items()))
-            stat_cache.remember_tree(str(root), scan_digest(after), tree)
+        done = [*plan.remember, *(item for task in written for item in task)]
+        stat_cache.remember(done)
+        if not prefix:
+            _new_index(plan, tree, root, present, done).save(stat_cache, str(root))
     return CheckoutStats(len(plan.to_write), plan.unchanged,
                          len(plan.extra) if remove_extra else 0)
 
 
-def _plan_from_state(store: BlobStore, stat_cache: StatCache, root: Path,
-                     present: Scanned, tree: str) -> _Plan | None:
-    """What to do, from the tree ``root`` is known to hold (None if that is unknown)."""
-    state = stat_cache.tree_for(str(root), scan_digest(present))
-    if state is None:
-        return None
+def _new_index(plan: _Plan, tree: str, root: Path, present: Scanned,
+               done: list[tuple[str, Fingerprint, FileEntry]]) -> DirectoryIndex:
+    """The index of ``root`` once it holds ``tree`` (extra files kept are not indexed)."""
+    cut = len(str(root)) + 1
+    changed = {path[cut:]: (print_, entry) for path, print_, entry in done}
+    if plan.index is not None:
+        return plan.index.updated(tree, changed, [*plan.removed, *plan.extra], read_ns=None)
+    assert plan.wanted is not None
+    wanted, extra = plan.wanted, set(plan.extra)
+    kept = ((rel, print_, wanted[rel]) for rel, (_, print_) in present.items()
+            if rel not in extra and rel not in changed)
+    return DirectoryIndex.of(tree, [*kept, *((rel, *found) for rel, found in changed.items())],
+                             read_ns=None)
+
+
+def _plan_from_index(store: BlobStore, index: DirectoryIndex, present: Scan,
+                     tree: str) -> _Plan | None:
+    """What to do, from the tree the directory held (None if that tree is not in store)."""
     try:
-        changes = diff_trees(store, state, tree)
+        changes = diff_trees(store, index.tree, tree)
     except NotFound:
         return None  # recorded with another store
     to_write = {**changes.added, **{rel: new for rel, (_, new) in changes.modified.items()}}
-    return _Plan(to_write, sorted(changes.removed),
-                 len(present) - len(changes.modified) - len(changes.removed))
+    extra = [rel for rel in changes.removed if rel in present]
+    look, gone = index.changes(present)
+    to_hash: list[tuple[str, FileEntry]] = []
+    for rel in look:  # changed on disk since: right only if it holds the tree's content
+        if rel in to_write or rel in changes.removed:
+            continue
+        entry = index.entry(rel)
+        if entry is None:
+            extra.append(rel)  # in neither tree
+        else:
+            to_hash.append((rel, entry))
+    for rel in gone:
+        entry = index.entry(rel)
+        if entry is not None and rel not in to_write and rel not in changes.removed:
+            to_write[rel] = entry
+    plan = _Plan(to_write, sorted(extra), 0, index=index, removed=list(changes.removed))
+    _check_by_hashing(store, plan, present, to_hash)
+    plan.unchanged = len(present) - len(plan.extra) - sum(rel in present for rel in to_write)
+    return plan
+
+
+def _check_by_hashing(store: BlobStore, plan: _Plan, present: Scanned,
+                      candidates: list[tuple[str, FileEntry]]) -> None:
+    """Hash each candidate file: count it unchanged if it holds its entry's content, else
+    add it to the files to write."""
+    digests = run_parallel(content_digest, [present[rel][0] for rel, _ in candidates],
+                           workers=store.workers)
+    for (rel, entry), (digest, print_) in zip(candidates, digests, strict=True):
+        if digest == entry.digest and print_ is not None:
+            plan.remember.append((present[rel][0], print_, entry))
+        else:
+            plan.to_write[rel] = entry
 
 
 def _plan_by_files(store: BlobStore, stat_cache: StatCache | None, tree: str, prefix: str,
@@ -138,15 +191,10 @@ def _plan_by_files(store: BlobStore, stat_cache: StatCache | None, tree: str, pr
             to_hash.append(rel)
         else:
             to_write[rel] = entry
-    plan = _Plan(to_write, sorted(rel for rel in present if rel not in wanted), unchanged)
-    digests = run_parallel(content_digest, [present[rel][0] for rel in to_hash],
-                           workers=store.workers)
-    for rel, (digest, print_) in zip(to_hash, digests, strict=True):
-        if digest == wanted[rel].digest and print_ is not None:
-            plan.unchanged += 1
-            plan.remember.append((present[rel][0], print_, wanted[rel]))
-        else:
-            to_write[rel] = wanted[rel]
+    plan = _Plan(to_write, sorted(rel for rel in present if rel not in wanted), unchanged,
+                 wanted=wanted)
+    _check_by_hashing(store, plan, present, [(rel, wanted[rel]) for rel in to_hash])
+    plan.unchanged += len(plan.remember)
     return plan
 
 
@@ -165,7 +213,7 @@ def _wanted(store: BlobStore, tree: str, prefix: str) -> dict[str, FileEntry]:
     return wanted
 
 
-def _tasks(to_write: dict[str, FileEntry], *, local: bool,
+def _tasks(to_write: dict[str, FileEntry], *, local: bool, workers: int,
            ) -> list[list[tuple[str, FileEntry]]]:
     """Files of one pack together; every other file alone.
 
@@ -182,7 +230,8 @@ def _tasks(to_write: dict[str, FileEntry], *, local: bool,
             by_pack.setdefault(entry.pack, []).append((rel, entry))
     for group in by_pack.values():
         group.sort(key=lambda item: item[1].offset)
-        size = (_FILES_PER_TASK if local else
+        size = (min(_FILES_PER_TASK, max(_MIN_FILES_PER_TASK, -(-len(group) // workers)))
+                if local else
                 len(group) if len(group) > RANGES_PER_DOWNLOAD else _RANGES_PER_TASK)
         tasks += [group[i:i + size] for i in range(0, len(group), size)]
     return tasks

@@ -32,9 +32,8 @@ import os
 import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from blake3 import blake3
 
@@ -43,9 +42,11 @@ from loopml.blobs.digest import check_digest
 from loopml.blobs.entry import FileEntry
 from loopml.blobs.hashing import canonical_json
 from loopml.blobs.packs import read_packed
-from loopml.blobs.parallel import run_parallel
 from loopml.blobs.store import BlobStore
 from loopml.errors import Conflict, CorruptData, InvalidArgument, MissingDependency
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 __all__ = [
     "AVG_CHUNK", "CHUNK_THRESHOLD", "MAX_CHUNK", "MIN_CHUNK", "PAGE_CHUNKS", "TEMP_SUFFIX",
@@ -106,32 +107,51 @@ def check_unchanged(path: Path | str, before: os.stat_result, after: os.stat_res
 
 
 def _store_chunked(store: BlobStore, mapped: mmap.mmap) -> tuple[FileEntry, int]:
+    """Cut the mapped file into chunks and store them, on the store's threads as the cuts
+    come (cutting holds the GIL; hashing and writing do not), while another thread hashes
+    the whole file."""
     try:
         from fastcdc import fastcdc
     except ImportError:
         raise MissingDependency("storing files larger than 4 MiB", package="fastcdc") from None
+    from concurrent.futures import ThreadPoolExecutor
 
     view = memoryview(mapped)
+
+    def put_batch(batch: list[tuple[int, int]]) -> list[tuple[str, int, int]]:
+        stored = []
+        for offset, length in batch:
+            digest, created = store.add_bytes(view[offset:offset + length])
+            stored.append((digest, length, length if created else 0))
+        return stored
+
     try:
-        cuts = [(c.offset, c.length) for c in fastcdc(
-            view, min_size=MIN_CHUNK, avg_size=AVG_CHUNK, max_size=MAX_CHUNK)]
-
-        def put_batch(batch: list[tuple[int, int]]) -> list[tuple[str, int, int]]:
-            stored = []
-            for offset, length in batch:
-                digest, created = store.add_bytes(view[offset:offset + length])
-                stored.append((digest, length, length if created else 0))
-            return stored
-
-        batches = [cuts[i:i + _BATCH] for i in range(0, len(cuts), _BATCH)]
-        results = run_parallel(put_batch, batches, workers=store.workers)
-        whole = blake3(view, max_threads=blake3.AUTO).hexdigest()
+        with ThreadPoolExecutor(max_workers=store.workers + 1,
+                                thread_name_prefix="loopml-chunks") as pool:
+            whole = pool.submit(lambda: blake3(view, max_threads=blake3.AUTO).hexdigest())
+            tasks: list[Future[list[tuple[str, int, int]]]] = []
+            try:
+                batch: list[tuple[int, int]] = []
+                for cut in fastcdc(view, min_size=MIN_CHUNK, avg_size=AVG_CHUNK,
+                                   max_size=MAX_CHUNK):
+                    batch.append((cut.offset, cut.length))
+                    if len(batch) == _BATCH:
+                        tasks.append(pool.submit(put_batch, batch))
+                        batch = []
+                if batch:
+                    tasks.append(pool.submit(put_batch, batch))
+                results = [task.result() for task in tasks]
+            except BaseException:
+                for task in tasks:
+                    task.cancel()
+                raise
+            whole_digest = whole.result()
     finally:
         view.release()
-    chunks = [(digest, size) for batch in results for digest, size, _ in batch]
-    written = sum(new for batch in results for _, _, new in batch)
+    chunks = [(digest, size) for stored in results for digest, size, _ in stored]
+    written = sum(new for stored in results for _, _, new in stored)
     index, index_written = _write_index(store, chunks)
-    return FileEntry(whole, len(mapped), chunks=index), written + index_written
+    return FileEntry(whole_digest, len(mapped), chunks=index), written + index_written
 
 
 def _write_index(store: BlobStore, chunks: list[tuple[str, int]]) -> tuple[str, int]:
@@ -199,6 +219,8 @@ def iter_content(store: BlobStore, entry: FileEntry) -> Iterator[bytes]:
 
 def _prefetch(store: BlobStore, chunks: Iterable[tuple[str, int]]) -> Iterator[bytes]:
     """Chunk contents in order, fetching a few ahead on threads (remote stores are slow)."""
+    from concurrent.futures import ThreadPoolExecutor  # only when chunks are read
+
     workers = min(store.workers, 8)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="loopml-read") as pool:
         window: deque[Future[bytes]] = deque()

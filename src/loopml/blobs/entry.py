@@ -60,6 +60,10 @@ def encode_entry(entry: FileEntry) -> list[Any]:
     return [entry.digest, entry.size]
 
 
+# Builds a FileEntry from a tuple in C, without the NamedTuple's Python-level __new__.
+_new_tuple = tuple.__new__
+
+
 def decode_entry(value: Any) -> FileEntry:
     """The entry whose JSON form is ``value``; ValueError if it is malformed.
 
@@ -73,15 +77,15 @@ def decode_entry(value: Any) -> FileEntry:
     if type(digest) is not str or len(digest) != 64 or type(size) is not int or size < 0:
         raise ValueError(value)
     if len(value) == 2:
-        return FileEntry(digest, size)
+        return _new_tuple(FileEntry, (digest, size, None, None, 0))
     where = value[3]
     if type(where) is not str or len(where) != 64:
         raise ValueError(value)
     if len(value) == 4 and value[2] == "chunks":
-        return FileEntry(digest, size, where)
+        return _new_tuple(FileEntry, (digest, size, where, None, 0))
     offset = value[4] if len(value) == 5 else None
     if value[2] == "pack" and type(offset) is int and offset >= 0:
-        return FileEntry(digest, size, None, where, offset)
+        return _new_tuple(FileEntry, (digest, size, None, where, offset))
     raise ValueError(value)
 
 

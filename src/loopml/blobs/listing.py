@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, ItemsView, Iterator, Mapping, ValuesView
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -46,14 +46,63 @@ from loopml.blobs.store import BlobStore
 from loopml.errors import InvalidArgument
 
 __all__ = [
-    "MAX_DELTA_DEPTH", "Delta", "Listing", "ResolvedTree", "TreeInfo", "check_present",
+    "MAX_DELTA_DEPTH", "Delta", "Listing", "ListingFiles", "ResolvedTree", "TreeInfo",
+    "check_present",
     "clear_cache", "iter_files", "load_listing", "load_tree_object", "resolve_tree", "walk_listing",
-    "write_tree",
+    "write_changes", "write_tree",
 ]
 
 MAX_DELTA_DEPTH = 16
 
-Listing = tuple[dict[str, tuple[str, int, int]], dict[str, FileEntry]]
+
+
+class ListingFiles(Mapping[str, FileEntry]):
+    """The files of a directory listing, by name; each entry is decoded (and checked) when
+    first read, so looking up a few files of a listing of thousands decodes only those."""
+
+    __slots__ = ("_decoded", "_digest", "_raw")
+
+    def __init__(self, digest: str, raw: dict[str, Any]) -> None:
+        self._digest = digest
+        self._raw = raw
+        self._decoded: dict[str, FileEntry] = {}
+
+    def __getitem__(self, name: str) -> FileEntry:
+        entry = self._decoded.get(name)
+        if entry is None:
+            raw = self._raw[name]
+            try:
+                entry = self._decoded[name] = decode_entry(raw)
+            except ValueError:
+                raise _not_a_tree(self._digest) from None
+        return entry
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw
+
+    def decoded(self) -> dict[str, FileEntry]:
+        """Every file, decoded at once (faster than one by one)."""
+        if len(self._decoded) < len(self._raw):
+            try:
+                self._decoded = {name: decode_entry(raw) for name, raw in self._raw.items()}
+            except ValueError:
+                raise _not_a_tree(self._digest) from None
+        return self._decoded
+
+    def values(self) -> ValuesView[FileEntry]:
+        return self.decoded().values()
+
+    def items(self) -> ItemsView[str, FileEntry]:
+        return self.decoded().items()
+
+
+Listing = tuple[dict[str, tuple[str, int, int]], ListingFiles]
 
 
 @dataclass(frozen=True)
@@ -116,13 +165,16 @@ def _load(store: BlobStore, digest: str) -> Delta | Listing:
         else:
             dirs = {check_name(name): (check_digest(raw[0]), int(raw[1]), int(raw[2]))
                     for name, raw in document["dirs"].items()}
-            files = {check_name(name): decode_entry(raw) for name, raw in document["files"].items()}
-            if dirs.keys() & files.keys():
+            raw_files = document["files"]
+            if not isinstance(raw_files, dict):
+                raise ValueError("files must be a mapping")
+            for name in raw_files:
+                check_name(name)
+            if dirs.keys() & raw_files.keys():
                 raise ValueError("a name is both a file and a directory")
-            value = (dirs, files)
+            value = (dirs, ListingFiles(digest, raw_files))
     except (TypeError, KeyError, IndexError, ValueError, AttributeError):
-        raise InvalidArgument(f"blob {digest} is not a tree listing or delta; pass a tree "
-                              "digest returned by build_tree or tree_from_entries") from None
+        raise _not_a_tree(digest) from None
     weight = 1 + (len(value.changes) if isinstance(value, Delta)
                   else len(value[0]) + len(value[1]))
     with _cache_lock:
@@ -132,6 +184,11 @@ def _load(store: BlobStore, digest: str) -> Delta | Listing:
         while _cache_weight > _CACHE_ENTRIES and len(_cache) > 1:
             _cache_weight -= _cache.popitem(last=False)[1][1]
     return value
+
+
+def _not_a_tree(digest: str) -> InvalidArgument:
+    return InvalidArgument(f"blob {digest} is not a tree listing or delta; pass a tree "
+                           "digest returned by build_tree or tree_from_entries")
 
 
 def clear_cache() -> None:
@@ -213,7 +270,8 @@ def _walk_prefix(store: BlobStore, listing: str, prefix: str) -> Iterator[tuple[
 
 def walk_listing(store: BlobStore, listing: str, path: str) -> Iterator[tuple[str, FileEntry]]:
     """Every file below the full listing ``listing``, its path prefixed by ``path``."""
-    dirs, files = load_listing(store, listing)
+    dirs, listed = load_listing(store, listing)
+    files = listed.decoded()
     # Sorting directories as "name/" puts every path in plain string order.
     keys = sorted([*files, *(name + "/" for name in dirs)])
     for key in keys:
@@ -254,19 +312,36 @@ def write_tree(store: BlobStore, entries: Mapping[str, FileEntry], *, base: str 
         return TreeInfo(_write_listings(store, entries), files, size)
     if base_entries is None:
         base_entries = dict(iter_files(store, base))
-    changes: dict[str, Any] = {path: encode_entry(entry) for path, entry in entries.items()
-                               if not entry.same_content(base_entries.get(path))}
+    changes: dict[str, FileEntry | None] = {
+        path: entry for path, entry in entries.items()
+        if not entry.same_content(base_entries.get(path))}
     changes.update((path, None) for path in base_entries if path not in entries)
+    return write_changes(store, base, changes, files=files, size=size,
+                         entries=lambda: entries, scanned=scanned)
+
+
+def write_changes(store: BlobStore, base: str, changes: Mapping[str, FileEntry | None], *,
+                  files: int, size: int, entries: Callable[[], Mapping[str, FileEntry]],
+                  scanned: bool = False) -> TreeInfo:
+    """Store the tree ``base`` with ``changes`` (path → new entry, or None: removed), which
+    holds ``files`` files of ``size`` bytes in all: as a delta on ``base`` when that is
+    small, else as full listings of ``entries()`` (every file of the new tree).
+
+    ``base`` itself is returned when there are no changes; ``scanned`` as for
+    :func:`write_tree`.
+    """
     if not changes:
         return TreeInfo(base, files, size)
     resolved = resolve_tree(store, base)
     if resolved.depth < MAX_DELTA_DEPTH and resolved.changes + len(changes) <= files // 4:
         if not scanned:
-            _check_shape(entries)
-        delta = {"base": base, "changes": changes, "depth": resolved.depth + 1,
-                 "file_count": files, "byte_count": size}
+            _check_shape(entries())
+        delta = {"base": base, "depth": resolved.depth + 1, "file_count": files,
+                 "byte_count": size, "changes": {path: None if entry is None
+                                                 else encode_entry(entry)
+                                                 for path, entry in changes.items()}}
         return TreeInfo(store.put_json(delta), files, size)
-    return TreeInfo(_write_listings(store, entries), files, size)
+    return TreeInfo(_write_listings(store, entries()), files, size)
 
 
 class _Node:

@@ -94,6 +94,21 @@ class LocalBackend(BlobBackend):
         except OSError as exc:
             raise self._unavailable(f"read '{key}'", exc, self._read_fix) from exc
 
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        path = self._path(key)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise self._not_found(key) from None
+        except OSError as exc:
+            raise self._unavailable(f"read '{key}'", exc, self._read_fix) from exc
+        try:
+            return os.pread(fd, length, offset)
+        except OSError as exc:
+            raise self._unavailable(f"read '{key}'", exc, self._read_fix) from exc
+        finally:
+            os.close(fd)
+
     def get_file(self, key: str, dest: Path) -> None:
         path = self._path(key)
         try:

@@ -10,13 +10,14 @@ every read checks the file's own digest. A pack is an ordinary blob: written ato
 addressed by its content, copied whole by push and pull.
 
 Reading one file out of a pack reads just its byte range where the backend allows it
-(a local file: ``pread``; S3: a ranged GET) and the whole pack otherwise.
+(``BlobBackend.get_range``: a local file is read with ``pread``, S3 with a ranged GET)
+and the whole pack otherwise.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from loopml.blobs.digest import key_for
 from loopml.blobs.entry import FileEntry
@@ -56,21 +57,9 @@ def write_pack(store: BlobStore, contents: Sequence[bytes]) -> tuple[str, list[i
 def read_range(store: BlobStore, digest: str, offset: int, length: int) -> bytes:
     """``length`` bytes at ``offset`` in blob ``digest``, not verified (the caller checks).
 
-    A local store reads just the range; an S3 store asks for just the range; any other
-    backend reads the whole blob.
+    Only the range is read where the backend can (a local file, an S3 ranged GET).
     """
-    key = key_for(digest)
-    backend = store.backend
-    if isinstance(backend, LocalBackend):
-        fd = _open_local(backend, key)
-        try:
-            return os.pread(fd, length, offset)
-        finally:
-            os.close(fd)
-    ranged = _ranged_reader(store)
-    if ranged is not None:
-        return ranged(key, offset, length)
-    return backend.get_bytes(key)[offset:offset + length]
+    return store.backend.get_range(key_for(digest), offset, length)
 
 
 def read_packed(store: BlobStore, entry: FileEntry, pack_data: bytes | None = None, *,
@@ -134,24 +123,3 @@ def _open_local(backend: LocalBackend, key: str) -> int:
     except OSError as exc:
         raise backend._unavailable(f"read '{key}'", exc, f"check that {backend.root} is a "
                                    "readable directory") from exc
-
-
-def _ranged_reader(store: BlobStore) -> Callable[[str, int, int], bytes] | None:
-    """A ranged GET for S3 stores, reaching into the backend's filesystem object.
-
-    The backend interface has no range read yet; when it gains one (``get_range``), this
-    special case goes.
-    """
-    from loopml.blobs.s3 import S3Backend
-
-    backend = store.backend
-    if not isinstance(backend, S3Backend):
-        return None
-
-    def read(key: str, offset: int, length: int) -> bytes:
-        path = backend._path(key)
-        return backend._call(
-            f"read '{key}'", key,
-            lambda: bytes(backend._fs.cat_file(path, start=offset, end=offset + length)))
-
-    return read

@@ -6,7 +6,7 @@
                                    process the same NAME opens the same store (like fsspec's
                                    memory filesystem), so separate parts of a program that
                                    open ``memory://x`` share blobs
-``s3://BUCKET/PREFIX``             :class:`~loopml.blobs.s3.S3Backend` (needs ``s3fs``)
+``s3://BUCKET/PREFIX``             :class:`~loopml.blobs.s3.S3Backend` (any S3-compatible store)
 =================================  =========================================================
 
 Backend modules are imported only when their scheme is opened.

@@ -1,82 +1,62 @@
 """A blob backend on S3 or any S3-compatible store (MinIO, Ceph, moto): ``s3://BUCKET/PREFIX``.
 
-Built on fsspec's ``s3fs``, imported when the backend is created so that ``import
-loopml.blobs`` stays light; without it, :class:`~loopml.errors.MissingDependency` names the
-install command. Each object is written by a single request (``put_object``), which S3
-makes visible whole or not at all; objects of 100 MB and more go up as a multipart upload,
-which S3 also publishes atomically when it completes. The filesystem is created with no
-instance cache and no listings cache, so ``exists`` and ``iter_keys`` always ask the
-server and never answer from a stale listing.
+Requests are signed and sent by :mod:`loopml.blobs.sigv4` (standard library only, so a
+command that touches S3 starts quickly; credentials and region as the AWS tools find
+them). Each object is written by a single request (``PutObject``), which S3 makes visible
+whole or not at all; files of :data:`MULTIPART_THRESHOLD` and more go up as a multipart
+upload, which S3 also publishes atomically when it completes (and which is aborted if the
+upload fails). Every call asks the server: nothing is answered from a cached listing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import contextlib
+import http.client
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO
 
 from loopml.blobs.backend import BlobBackend, check_key, check_source
-from loopml.errors import InvalidArgument, LoopmlError, MissingDependency
+from loopml.blobs.sigv4 import Response, S3Client, xml_values
+from loopml.errors import BackendUnavailable, InvalidArgument, LoopmlError
 
-__all__ = ["S3Backend"]
+__all__ = ["MULTIPART_THRESHOLD", "S3Backend"]
 
-T = TypeVar("T")
-
-
-def _import_s3fs() -> Any:
-    try:
-        import s3fs
-    except ImportError:
-        raise MissingDependency("an S3 blob store", package="s3fs", extra="s3") from None
-    return s3fs
+#: Files of this size and more are uploaded in parts of :data:`PART_SIZE`.
+MULTIPART_THRESHOLD = 100 << 20
+PART_SIZE = 64 << 20
 
 
-def _driver_errors() -> tuple[type[BaseException], ...]:
-    """The exception types s3fs can let through: translated at this boundary."""
-    errors: list[type[BaseException]] = [OSError]
-    try:
-        from botocore.exceptions import BotoCoreError, ClientError
+class _Failed(Exception):
+    """An answer the caller did not expect; translated by :meth:`S3Backend._call`."""
 
-        errors += [BotoCoreError, ClientError]
-    except ImportError:  # pragma: no cover - botocore comes with s3fs
-        pass
-    try:
-        from aiohttp import ClientError as HttpClientError
-
-        errors.append(HttpClientError)
-    except ImportError:  # pragma: no cover - aiohttp comes with s3fs
-        pass
-    return tuple(errors)
+    def __init__(self, response: Response) -> None:
+        code, message = response.error()
+        super().__init__(f"HTTP {response.status}" + (f" {code}" if code else "")
+                         + (f": {message}" if message else ""))
+        self.response, self.code = response, code
 
 
 class S3Backend(BlobBackend):
     """Objects stored under ``s3://bucket/prefix/``; the bucket must exist.
 
-    ``endpoint_url`` selects an S3-compatible server (empty: AWS). Credentials come from
-    the usual AWS sources (environment, profile, instance role). ``storage_options`` are
-    passed on to ``s3fs.S3FileSystem``.
+    ``endpoint_url`` selects an S3-compatible server (empty: AWS), addressed by path
+    (``http://host:9000/bucket/key``).
     """
 
-    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str = "",
-                 storage_options: Mapping[str, Any] | None = None) -> None:
-        s3fs = _import_s3fs()
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str = "") -> None:
         if not bucket or "/" in bucket:
             raise InvalidArgument(f"{bucket!r} is not an S3 bucket name; "
                                   "write the blob URL as s3://BUCKET/PREFIX")
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url
-        self._root = f"{bucket}/{self.prefix}" if self.prefix else bucket
-        self.url = f"s3://{self._root}"
-        options: dict[str, Any] = {"skip_instance_cache": True, "use_listings_cache": False}
-        if endpoint_url:
-            options["endpoint_url"] = endpoint_url
-        options.update(storage_options or {})
-        self._fs = s3fs.S3FileSystem(**options)
-        self._errors = _driver_errors()
+        self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self._client = S3Client(bucket, endpoint_url=endpoint_url)
 
-    def _path(self, key: str) -> str:
-        return f"{self._root}/{check_key(key)}"
+    def _key(self, key: str) -> str:
+        key = check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
 
     def _fix(self, *, writing: bool) -> str:
         where = self.endpoint_url or "AWS"
@@ -85,60 +65,119 @@ class S3Backend(BlobBackend):
                 "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile)")
         return hint + (" with write access" if writing else "")
 
-    def _call(self, action: str, key: str | None, call: Callable[[], T], *,
-              writing: bool = False) -> T:
-        """Run one s3fs call; a missing object on a read is NotFound, the rest unavailable."""
+    def _call(self, action: str, key: str | None, method: str, name: str = "", *,
+              writing: bool = False, ok: tuple[int, ...] = (200,),
+              **request: Any) -> Response:
+        """One request (``S3Client.request`` arguments); a missing object on a read is
+        NotFound, any other failure BackendUnavailable naming the store and the fix."""
         try:
-            return call()
-        except LoopmlError:
-            raise
-        except FileNotFoundError as exc:
-            if key is not None and not writing:
+            response = self._client.request(method, name, **request)
+            if response.status not in ok:
+                raise _Failed(response)
+            return response
+        except BackendUnavailable as exc:  # no credentials
+            raise BackendUnavailable(f"cannot {action} in blob store {self.url}: "
+                                     f"{exc}") from None
+        except _Failed as exc:
+            if (exc.response.status == 404 and exc.code in ("NoSuchKey", "")
+                    and key is not None and not writing):
                 raise self._not_found(key) from None
-            raise self._unavailable(action, exc, self._fix(writing=writing)) from exc
-        except self._errors as exc:
+            raise self._unavailable(action, exc, self._fix(writing=writing)) from None
+        except (OSError, http.client.HTTPException) as exc:
             raise self._unavailable(action, exc, self._fix(writing=writing)) from exc
 
     def exists(self, key: str) -> bool:
-        path = self._path(key)
-
-        def probe() -> bool:
-            try:  # not fs.exists: a "directory" prefix would count, and it hides errors
-                return bool(self._fs.info(path)["type"] == "file")
-            except FileNotFoundError:
-                return False
-
-        return self._call(f"look up '{key}'", None, probe)
+        answer = self._call(f"look up '{key}'", None, "HEAD", self._key(key), ok=(200, 404))
+        return answer.status == 200
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        self._call(f"write '{key}'", key, lambda: self._fs.pipe_file(path, bytes(data)),
+        self._call(f"write '{key}'", key, "PUT", self._key(key), body=bytes(data),
                    writing=True)
 
     def put_file(self, key: str, path: Path) -> None:
-        remote = self._path(key)
+        name = self._key(key)
         check_source(path)
-        self._call(f"write '{key}'", key, lambda: self._fs.put_file(str(path), remote),
-                   writing=True)
+        if path.stat().st_size >= MULTIPART_THRESHOLD:
+            self._put_parts(key, name, path)
+        else:
+            self._call(f"write '{key}'", key, "PUT", name, body=lambda: path.open("rb"),
+                       writing=True)
+
+    def _put_parts(self, key: str, name: str, path: Path) -> None:
+        action = f"write '{key}'"
+        started = self._call(action, key, "POST", name, query={"uploads": ""}, writing=True)
+        upload = xml_values(started.body, "UploadId")[0]
+        try:
+            parts = []
+            with path.open("rb") as stream:
+                number = 0
+                while piece := stream.read(PART_SIZE):
+                    number += 1
+                    answer = self._call(action, key, "PUT", name, body=piece, writing=True,
+                                        query={"partNumber": str(number), "uploadId": upload})
+                    parts.append(f"<Part><PartNumber>{number}</PartNumber>"
+                                 f"<ETag>{answer.headers.get('etag', '')}</ETag></Part>")
+            manifest = ("<CompleteMultipartUpload>" + "".join(parts)
+                        + "</CompleteMultipartUpload>").encode()
+            done = self._call(action, key, "POST", name, query={"uploadId": upload},
+                              body=manifest, writing=True)
+            if b"<Error>" in done.body:  # S3 may report a failed completion with a 200
+                raise self._unavailable(action, _Failed(Response(500, done.headers, done.body)),
+                                        self._fix(writing=True))
+        except BaseException:
+            with contextlib.suppress(OSError, http.client.HTTPException, LoopmlError):
+                self._client.request("DELETE", name, query={"uploadId": upload})
+            raise
 
     def get_bytes(self, key: str) -> bytes:
-        path = self._path(key)
-        return self._call(f"read '{key}'", key, lambda: bytes(self._fs.cat_file(path)))
+        return self._call(f"read '{key}'", key, "GET", self._key(key)).body
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """``length`` bytes of the object under ``key`` from ``offset`` (a ranged GET)."""
+        if length <= 0:
+            return b""
+        answer = self._call(f"read '{key}'", key, "GET", self._key(key), ok=(200, 206),
+                            headers={"Range": f"bytes={offset}-{offset + length - 1}"})
+        # A server that ignores ranges answers 200 with the whole object.
+        return answer.body if answer.status == 206 else answer.body[offset:offset + length]
 
     def get_file(self, key: str, dest: Path) -> None:
-        path = self._path(key)
-        if dest.is_dir():  # s3fs would silently do nothing
+        if dest.is_dir():
             raise self._bad_dest(dest, IsADirectoryError(21, "Is a directory"))
-        self._call(f"read '{key}'", key, lambda: self._fs.get_file(path, str(dest)))
+        opened: list[BinaryIO] = []
+
+        def sink(answer: http.client.HTTPResponse) -> None:
+            if not opened:  # the destination is created only once the object is found
+                try:
+                    opened.append(dest.open("wb"))
+                except OSError as exc:
+                    raise self._bad_dest(dest, exc) from None
+            stream = opened[0]
+            stream.seek(0)
+            stream.truncate()  # a retried transfer starts again
+            while piece := answer.read(1 << 20):
+                stream.write(piece)
+
+        try:
+            self._call(f"read '{key}'", key, "GET", self._key(key), sink=sink)
+        finally:
+            for stream in opened:
+                stream.close()
 
     def delete(self, key: str) -> None:
-        path = self._path(key)
-        self._call(f"delete '{key}'", None, lambda: self._fs.rm_file(path), writing=True)
+        self._call(f"delete '{key}'", None, "DELETE", self._key(key), writing=True,
+                   ok=(200, 204, 404))
 
     def iter_keys(self) -> Iterator[str]:
-        paths: list[str] = self._call("list keys", None, lambda: list(self._fs.find(self._root)))
-        start = len(self._root) + 1
-        for path in paths:
-            key = path[start:]
-            if key and not key.endswith("/") and not key.startswith("."):
-                yield key
+        start = f"{self.prefix}/" if self.prefix else ""
+        query = {"list-type": "2", "prefix": start}
+        while True:
+            page = self._call("list keys", None, "GET", query=query)
+            for name in xml_values(page.body, "Key"):
+                key = name[len(start):]
+                if key and not key.endswith("/") and not key.startswith("."):
+                    yield key
+            token = xml_values(page.body, "NextContinuationToken")
+            if not token or xml_values(page.body, "IsTruncated") != ["true"]:
+                return
+            query = {**query, "continuation-token": token[0]}

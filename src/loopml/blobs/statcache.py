@@ -4,11 +4,12 @@
 (size, modification time, inode, change time). :class:`StatCache` is a small SQLite file,
 local to one machine, that remembers for each absolute path the fingerprint it had when
 its content was last hashed (or written by a checkout) and the resulting
-:class:`~loopml.blobs.entry.FileEntry`; and for each directory added, the digest of its
-whole scan and the tree it gave, so re-adding an unchanged directory costs one scan.
-A file whose fingerprint still matches is taken to hold the same content, as git and DVC
-do; anything else (an edit, a ``touch``, a copy over it) changes the fingerprint and the
-file is read again.
+:class:`~loopml.blobs.entry.FileEntry`; and for each directory a tree was built from or
+checked out into, that tree and the fingerprint and entry of each of its files (its index,
+read and compared by :mod:`loopml.blobs.index`), so that re-adding a directory costs one
+scan plus the files that changed. A file whose fingerprint still matches is taken to hold
+the same content, as git and DVC do; anything else (an edit, a ``touch``, a copy over it)
+changes the fingerprint and the file is read again.
 
 An entry also says where the content was stored (a pack, a chunk index). Callers check
 that this object is present in the store they use before trusting it, so one cache can
@@ -19,28 +20,29 @@ from __future__ import annotations
 
 import mmap
 import os
+import shutil
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from stat import S_ISREG
+from stat import S_ISDIR, S_ISLNK, S_ISREG
 from typing import Any, NamedTuple
 
 import orjson
 from blake3 import blake3
 
-from loopml.blobs.chunking import TEMP_SUFFIX, read_all
+from loopml.blobs.chunking import TEMP_SUFFIX, read_all, write_atomic
 from loopml.blobs.entry import FileEntry
 from loopml.blobs.hashing import hash_bytes
 from loopml.errors import BackendUnavailable, InvalidArgument, NotFound
 
 __all__ = [
-    "Fingerprint", "Scanned", "StatCache", "content_digest", "fingerprint", "is_racy",
-    "scan_digest", "scan_files",
+    "COARSE_RACY_NS", "Fingerprint", "Scan", "Scanned", "StatCache", "content_digest",
+    "fingerprint", "is_racy", "scan_files",
 ]
 
-_SCHEMA_VERSION = 4
+_SCHEMA_VERSION = 5
 _QUERY_BATCH = 500
 _FOLD = 256  # remembered files a directory keeps in single rows
 
@@ -57,10 +59,82 @@ class Fingerprint(NamedTuple):
 # A file modified this close to the time it was read could change again within the same
 # timestamp tick without its fingerprint changing ("racily clean", as git calls it).
 _RACY_NS = 100_000_000
-_COARSE_RACY_NS = 2_000_000_000  # whole-second timestamps (FAT, HFS+, some NFS)
+#: The racy window of whole-second timestamps (FAT, HFS+, some NFS); the widest one.
+COARSE_RACY_NS = 2_000_000_000
 
 #: A scan: relative POSIX path → (absolute path, fingerprint).
 Scanned = Mapping[str, tuple[str, Fingerprint]]
+
+
+class Scan(Mapping[str, tuple[str, Fingerprint]]):
+    """A scan of a directory (see :func:`scan_files`): relative POSIX path → (absolute path,
+    fingerprint), in path order.
+
+    The scan keeps only :attr:`listing`; the mapping is made from it when first used, a
+    file or all at once, so that comparing a scan with a directory's index (which needs
+    the listing alone) costs nothing per file.
+    """
+
+    def __init__(self, base: str, listing: dict[str, list[Any]]) -> None:
+        #: The directory the relative paths start from.
+        self.base = base.rstrip("/")  # "/" itself as a root
+        #: Each directory's files as one flat list, ``[name, size, mtime_ns, inode,
+        #: ctime_ns, name, …]`` in name order, by the directory's relative path (``""``:
+        #: the top); for :mod:`loopml.blobs.index`, which compares a directory at a time.
+        self.listing = listing
+        self._positions: dict[str, dict[str, int]] = {}
+        self._all: dict[str, tuple[str, Fingerprint]] | None = None
+        self._count = sum(len(listed) for listed in listing.values()) // 5
+
+    def __getitem__(self, rel: str) -> tuple[str, Fingerprint]:
+        directory, _, name = rel.rpartition("/")
+        positions = self._positions.get(directory)
+        if positions is None:
+            listed = self.listing[directory]  # KeyError: no such file
+            positions = self._positions[directory] = {
+                key: i for i, key in enumerate(listed[::5])}
+        k = positions[name] * 5
+        return (f"{self.base}/{rel}",
+                _new_tuple(Fingerprint, self.listing[directory][k + 1:k + 5]))
+
+    def __contains__(self, rel: object) -> bool:
+        if not isinstance(rel, str):
+            return False
+        try:
+            self[rel]
+        except KeyError:
+            return False
+        return True
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._every())
+
+    def items(self) -> ItemsView[str, tuple[str, Fingerprint]]:
+        return self._every().items()
+
+    def values(self) -> ValuesView[tuple[str, Fingerprint]]:
+        return self._every().values()
+
+    def _every(self) -> dict[str, tuple[str, Fingerprint]]:
+        """Every file, in path order (plain string order of the relative paths)."""
+        if self._all is None:
+            found = {}
+            for directory, listed in self.listing.items():
+                prefix = f"{directory}/" if directory else ""
+                for k in range(0, len(listed), 5):
+                    rel = prefix + listed[k]
+                    found[rel] = (f"{self.base}/{rel}",
+                                  _new_tuple(Fingerprint, listed[k + 1:k + 5]))
+            self._all = {rel: found[rel] for rel in sorted(found)}
+        return self._all
+
+
+# Builds a Fingerprint from a tuple in C, without the NamedTuple's Python-level __new__
+# (a scan makes 20,000 of them).
+_new_tuple = tuple.__new__
 
 
 def fingerprint(stat: os.stat_result) -> Fingerprint:
@@ -71,7 +145,7 @@ def fingerprint(stat: os.stat_result) -> Fingerprint:
 def is_racy(print_: Fingerprint, read_ns: int) -> bool:
     """Whether a file with this fingerprint, read at ``read_ns`` (``time.time_ns()``), is
     too recent for its fingerprint to prove its content later."""
-    window = _COARSE_RACY_NS if print_.mtime_ns % 1_000_000_000 == 0 else _RACY_NS
+    window = COARSE_RACY_NS if print_.mtime_ns % 1_000_000_000 == 0 else _RACY_NS
     return print_.mtime_ns >= read_ns - window
 
 
@@ -98,7 +172,7 @@ def content_digest(path: str) -> tuple[str, Fingerprint | None]:
     return digest, fingerprint(after) if held else None
 
 
-def scan_files(root: Path) -> dict[str, tuple[str, Fingerprint]]:
+def scan_files(root: Path) -> Scan:
     """Every file under the directory ``root``, in path order: relative POSIX path →
     (absolute path, fingerprint).
 
@@ -109,43 +183,47 @@ def scan_files(root: Path) -> dict[str, tuple[str, Fingerprint]]:
     root = Path(os.path.abspath(root))
     try:
         if root.is_file():
-            return {root.name: (str(root), fingerprint(root.stat()))}
+            return Scan(str(root.parent), {"": [root.name, *fingerprint(root.stat())]})
         if not root.is_dir():
             raise NotFound(f"no file or directory at {root}; check the path")
-        found: dict[str, tuple[str, Fingerprint]] = {}
-        _scan(str(root), "", found)
-        return found
+        listing: dict[str, list[Any]] = {}
+        _scan(str(root).rstrip("/"), "", listing)
+        return Scan(str(root), listing)
     except OSError as exc:
         raise InvalidArgument(f"cannot list {exc.filename or root} ({exc.strerror or exc}); "
                               "check its permissions") from None
 
 
-def _scan(directory: str, prefix: str, found: dict[str, tuple[str, Fingerprint]]) -> None:
-    with os.scandir(directory) as entries:
-        # Sorting directories as "name/" lists every path in plain string order.
-        listed = sorted((entry.name + "/" if entry.is_dir(follow_symlinks=False)
-                         else entry.name, entry) for entry in entries)
-    for key, entry in listed:
-        if key.endswith("/"):
-            _scan(entry.path, prefix + key, found)
-            continue
-        if key.endswith(TEMP_SUFFIX) and key.startswith("."):
-            continue
-        try:
-            stat = entry.stat()
-        except FileNotFoundError:
-            continue  # removed while we looked, or a broken link
-        if S_ISREG(stat.st_mode):
-            found[prefix + key] = (entry.path, Fingerprint(
-                stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns))
-
-
-def scan_digest(scanned: Scanned) -> str:
-    """A digest of a scan: equal digests mean the same paths with the same fingerprints.
-
-    ``scanned`` must be in path order, as :func:`scan_files` returns it.
-    """
-    return hash_bytes(orjson.dumps([(path, *print_) for path, (_, print_) in scanned.items()]))
+def _scan(directory: str, prefix: str, listing: dict[str, list[Any]]) -> None:
+    # Names and stat calls relative to the directory's descriptor: cheaper than DirEntry
+    # objects and full paths (a scan of 20,000 files spends most of its time here).
+    fd = os.open(directory or "/", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        listed = []
+        for name in os.listdir(fd):
+            try:
+                stat = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if S_ISDIR(stat.st_mode):
+                    # Keying directories as "name/" lists every path in plain string order.
+                    listed.append((name + "/", stat))
+                    continue
+                if S_ISLNK(stat.st_mode):  # a link to a file counts as that file
+                    stat = os.stat(name, dir_fd=fd)
+            except FileNotFoundError:
+                continue  # removed while we looked, or a broken link
+            if S_ISREG(stat.st_mode) and not (name[0] == "." and name.endswith(TEMP_SUFFIX)):
+                listed.append((name, stat))
+    finally:
+        os.close(fd)
+    listed.sort()  # names are unique: only the keys are compared
+    files: list[Any] = []
+    for key, stat in listed:
+        if key[-1] == "/":
+            _scan(f"{directory}/{key[:-1]}", prefix + key, listing)
+        else:
+            files += (key, stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns)
+    if files:
+        listing[prefix[:-1]] = files
 
 
 class StatCache:
@@ -212,36 +290,33 @@ class StatCache:
                             for directory, changed in updates.items()
                             for name, row in changed.items()])
 
-    def tree_for(self, root: str, scan: str) -> str | None:
-        """The tree last added from (or checked out to) directory ``root`` when its scan
-        digest was ``scan``; files that were too recent to trust then are hashed now."""
-        with self._connection("read") as db:
-            row = db.execute("SELECT tree, unsure FROM trees WHERE root = ? AND scan = ?",
-                             (root, scan)).fetchone()
-        if row is None:
+    def index_of(self, root: str) -> Any:
+        """The document recorded by :meth:`remember_index` for directory ``root`` (an
+        absolute path), or None."""
+        try:
+            return orjson.loads(self._index_path(root).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
             return None
-        unsure: dict[str, str] = orjson.loads(row[1])
-        if any(content_digest(path)[0] != digest for path, digest in unsure.items()):
-            return None
-        return str(row[0])
 
-    def remember_tree(self, root: str, scan: str, tree: str, *,
-                      unsure: Mapping[str, str] | None = None) -> None:
-        """Record that directory ``root``, scanned as ``scan``, holds tree ``tree``.
+    def remember_index(self, root: str, document: Any) -> None:
+        """Record the index of directory ``root`` (see :mod:`loopml.blobs.index`), a value
+        JSON can hold.
 
-        ``unsure`` maps the absolute paths of files modified too recently to be recognised
-        by their fingerprint (see :func:`is_racy`) to their content digests.
+        Indexes are files beside the SQLite file (writing a few MB there costs several
+        times more), each replaced whole by a rename; a failure to write one is ignored.
         """
-        with self._connection("write") as db, db:
-            db.execute("INSERT OR REPLACE INTO trees VALUES (?, ?, ?, ?)",
-                       (root, scan, tree, orjson.dumps(dict(unsure or {}))))
+        with suppress(InvalidArgument):  # write_atomic's word for an OSError
+            write_atomic(self._index_path(root), [orjson.dumps(document)])
+
+    def _index_path(self, root: str) -> Path:
+        return self.path.parent / f"{self.path.name}-index" / hash_bytes(root.encode())[:32]
 
     def clear(self) -> None:
         """Forget everything."""
         with self._connection("write") as db, db:
             db.execute("DELETE FROM dirs")
             db.execute("DELETE FROM recent")
-            db.execute("DELETE FROM trees")
+        shutil.rmtree(self._index_path("/").parent, ignore_errors=True)
 
     def close(self) -> None:
         """Close the database connection (it reopens on the next call)."""
@@ -270,13 +345,11 @@ class StatCache:
             db.execute("PRAGMA synchronous=NORMAL")
             if db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
                 db.execute("DROP TABLE IF EXISTS dirs")
-                db.execute("DROP TABLE IF EXISTS trees")
+                db.execute("DROP TABLE IF EXISTS trees")  # indexes are files since version 5
                 db.execute("DROP TABLE IF EXISTS recent")
                 db.execute("CREATE TABLE dirs (path TEXT PRIMARY KEY, files BLOB NOT NULL)")
                 db.execute("CREATE TABLE recent (dir TEXT, name TEXT, row BLOB NOT NULL, "
                            "PRIMARY KEY (dir, name)) WITHOUT ROWID")
-                db.execute("CREATE TABLE trees (root TEXT PRIMARY KEY, scan TEXT NOT NULL, "
-                           "tree TEXT NOT NULL, unsure BLOB NOT NULL)")
                 db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
             self._db = db
         return self._db

@@ -66,7 +66,21 @@ def data() -> None:
 @json_option
 def data_add(path: Path, name: str, message: str, strict: bool, as_json: bool) -> None:
     """Add PATH (a file, a directory, a CSV/Parquet table) as the next version of NAME."""
-    _report_added(open_client().add_dataset(path, name, message=message, strict=strict), as_json)
+    from loopml.client.base import ClientBase
+    from loopml.datasets.ingest import IngestOptions, add_to
+    from loopml.datasets.quick_add import QuickCatalog
+    from loopml.datasets.refs import check_dataset_name
+
+    stores = ClientBase()
+    catalog = QuickCatalog.open(stores.settings, check_dataset_name(name))
+    if catalog is None:  # not the embedded store, or a fresh one: the client's path
+        version = open_client().add_dataset(path, name, message=message, strict=strict)
+    else:
+        options = IngestOptions(message=message, strict=strict,
+                                progress=stores.settings.progress)
+        version = add_to(catalog, stores.blobs, stores.stat_cache, name=name, path=path,
+                         options=options)
+    _report_added(version, as_json)
 
 
 @data.command("append")
@@ -97,7 +111,8 @@ def data_status(path: Path, name: str, as_json: bool) -> None:
         latest = open_client().get_dataset_version(name)
         found = (latest.version, latest.tree)
     version, latest_tree = found
-    tree = build_tree(stores.blobs, path, stat_cache=stores.stat_cache)
+    tree = build_tree(stores.blobs, path, base=latest_tree, stat_cache=stores.stat_cache,
+                      record=False)  # the directory's index keeps naming the version
     changes = diff_trees(stores.blobs, latest_tree, tree.digest)
     result = {"dataset": f"{name}@{version}", "up_to_date": tree.digest == latest_tree,
               "added": list(changes.added), "removed": list(changes.removed),

@@ -4,6 +4,11 @@ Order of work, so that bad input stores nothing and an interruption leaves no ha
 1. read and check (kind, table schema/profile/contract) — nothing written yet;
 2. store blobs and directory listings (content-addressed, atomic, reused after a crash);
 3. insert the version row in one transaction — the version exists whole or not at all.
+
+The rows are read and written through a :class:`Catalog`: the metadata store
+(:mod:`loopml.datasets.records`, SQLAlchemy), or for the command line on the embedded store
+its ``sqlite3`` twin (:mod:`loopml.datasets.quick_add`), which spares the SQLAlchemy
+start-up. This module imports neither.
 """
 
 from __future__ import annotations
@@ -12,23 +17,21 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loopml.blobs import BlobStore
 from loopml.blobs.chunking import FileEntry
 from loopml.blobs.statcache import StatCache
 from loopml.blobs.tree import build_tree, diff_trees, iter_files, tree_from_entries
-from loopml.datasets import records
-from loopml.datasets.entities import DatasetKind, DatasetVersion
+from loopml.datasets.entities import Dataset, DatasetKind, DatasetVersion
 from loopml.datasets.refs import DatasetRef, check_dataset_name
 from loopml.errors import InvalidArgument, NotFound
-from loopml.store import MetadataStore
-from loopml.tracking.context import current_user
 
-if TYPE_CHECKING:  # pyarrow and numpy load only when a table is read
+if TYPE_CHECKING:  # pyarrow and numpy load only when a table is read; SQLAlchemy when used
     from loopml.profiling import TableProfile
+    from loopml.store import MetadataStore
 
-__all__ = ["IngestOptions", "add", "append", "detect_kind", "load_profile"]
+__all__ = ["Catalog", "IngestOptions", "add", "add_to", "append", "detect_kind", "load_profile"]
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -39,6 +42,17 @@ class IngestOptions:
     strict: bool = False
     run_id: str | None = None
     progress: bool = False
+
+
+class Catalog(Protocol):
+    """Where dataset versions are recorded."""
+
+    def latest(self, name: str) -> tuple[Dataset | None, DatasetVersion | None]:
+        """The dataset ``name`` (None if it does not exist) and its latest version."""
+
+    def insert(self, name: str, parent: DatasetVersion | None, fields: dict[str, Any],
+               options: IngestOptions) -> DatasetVersion:
+        """Record the next version of ``name`` (creating the dataset) in one transaction."""
 
 
 def detect_kind(path: Path) -> DatasetKind:
@@ -97,12 +111,18 @@ def _validation(report: dict[str, Any] | None, parent: TableProfile | None,
 def add(meta: MetadataStore, blobs: BlobStore, stat_cache: StatCache | None, *, name: str,
         path: str | Path, options: IngestOptions) -> DatasetVersion:
     """A new version of ``name`` holding exactly ``path`` (or the latest, when identical)."""
+    from loopml.datasets.records import StoreCatalog
+
+    return add_to(StoreCatalog(meta), blobs, stat_cache, name=name, path=path, options=options)
+
+
+def add_to(catalog: Catalog, blobs: BlobStore, stat_cache: StatCache | None, *, name: str,
+           path: str | Path, options: IngestOptions) -> DatasetVersion:
+    """:func:`add`, recording the version in ``catalog``."""
     check_dataset_name(name)
     local = _checked_path(path)
     kind = detect_kind(local)
-    with meta.read() as conn:
-        dataset = records.find_dataset(conn, name)
-        parent = None if dataset is None else records.latest_version(conn, dataset)
+    dataset, parent = catalog.latest(name)
     profile, report, schema = None, None, None
     if kind is DatasetKind.TABLE:
         # Read and check first, so that a table that does not parse or breaks a strict
@@ -128,24 +148,14 @@ def add(meta: MetadataStore, blobs: BlobStore, stat_cache: StatCache | None, *, 
         fields.update(rows=profile.rows, new_rows=profile.rows, schema=schema,
                       profile=blobs.put_json(profile.to_dict()),
                       validation=_validation(report, parent_profile, profile))
-    return _insert(meta, name, parent, fields, options)
-
-
-def _insert(meta: MetadataStore, name: str, parent: DatasetVersion | None,
-            fields: dict[str, Any], options: IngestOptions) -> DatasetVersion:
-    with meta.write() as conn:
-        dataset = records.ensure_dataset(conn, name)
-        version = records.insert_version(
-            conn, dataset, parent_version=None if parent is None else parent.version,
-            message=options.message, created_by=current_user(), **fields)
-        if options.run_id is not None:
-            records.record_lineage(conn, options.run_id, version, "output")
-    return version
+    return catalog.insert(name, parent, fields, options)
 
 
 def append(meta: MetadataStore, blobs: BlobStore, stat_cache: StatCache | None, *, name: str,
            path: str | Path, options: IngestOptions) -> DatasetVersion:
     """A new version = the latest one plus the files (tree) or rows (table) at ``path``."""
+    from loopml.datasets import records
+
     local = _checked_path(path)
     with meta.read() as conn:
         dataset = records.get_dataset(conn, name)
@@ -172,7 +182,7 @@ def append(meta: MetadataStore, blobs: BlobStore, stat_cache: StatCache | None, 
                               "new_files": len(new)}
     if parent.kind is DatasetKind.TABLE:
         fields.update(_appended_rows(blobs, local, parent, dataset.contract, options, name))
-    return _insert(meta, name, parent, fields, options)
+    return records.StoreCatalog(meta).insert(name, parent, fields, options)
 
 
 def _check_no_overwrite(name: str, parent: DatasetVersion, entries: dict[str, FileEntry],
@@ -211,5 +221,7 @@ def _appended_rows(blobs: BlobStore, local: Path, parent: DatasetVersion,
 
 
 def resolve_version(meta: MetadataStore, ref: DatasetRef) -> DatasetVersion:
+    from loopml.datasets import records
+
     with meta.read() as conn:
         return records.resolve(conn, ref)

@@ -1,5 +1,6 @@
 """Dataset versions looked up without SQLAlchemy on the embedded store (see
-:mod:`loopml.store.quick_read`): for ``data status`` and ``data get``."""
+:mod:`loopml.store.quick_read`): for ``data status``, ``data get``, ``data push`` and
+``data pull`` (``data add`` has :mod:`loopml.datasets.quick_add`)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,5 @@ def version_quickly(settings: Settings, ref: str) -> tuple[str, int, str] | None
         return None
     row = read_row(settings, _QUERY, (name, number, number))
     return None if row is None else (name, int(row[0]), str(row[1]))
+
+

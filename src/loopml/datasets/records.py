@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlalchemy as sa
@@ -14,9 +14,14 @@ from loopml.datasets.refs import DatasetRef, check_dataset_name, check_tag
 from loopml.datasets.tables import dataset_tags, dataset_versions, datasets, run_datasets
 from loopml.errors import Conflict, InvalidArgument, NotFound
 from loopml.store.dialect import insert_on_conflict
+from loopml.tracking.context import current_user
 from loopml.tracking.records import now_ms
 
-__all__ = ["dataset_lineage", "ensure_dataset", "find_dataset", "get_dataset",
+if TYPE_CHECKING:
+    from loopml.datasets.ingest import IngestOptions
+    from loopml.store import MetadataStore
+
+__all__ = ["StoreCatalog", "dataset_lineage", "ensure_dataset", "find_dataset", "get_dataset",
            "insert_version", "latest_version", "list_datasets", "list_versions",
            "record_lineage", "resolve", "set_contract", "set_tag"]
 
@@ -193,3 +198,26 @@ def dataset_lineage(conn: sa.Connection, version: DatasetVersion) -> list[tuple[
                         .where(run_datasets.c.version_id == version.id)
                         .order_by(run_datasets.c.created_at)).all()
     return [(r.run_id, r.role, r.created_at) for r in rows]
+
+
+class StoreCatalog:
+    """The :class:`~loopml.datasets.ingest.Catalog` of versions in the metadata store."""
+
+    def __init__(self, meta: MetadataStore) -> None:
+        self.meta = meta
+
+    def latest(self, name: str) -> tuple[Dataset | None, DatasetVersion | None]:
+        with self.meta.read() as conn:
+            dataset = find_dataset(conn, name)
+            return dataset, None if dataset is None else latest_version(conn, dataset)
+
+    def insert(self, name: str, parent: DatasetVersion | None, fields: dict[str, Any],
+               options: IngestOptions) -> DatasetVersion:
+        with self.meta.write() as conn:
+            dataset = ensure_dataset(conn, name)
+            version = insert_version(
+                conn, dataset, parent_version=None if parent is None else parent.version,
+                message=options.message, created_by=current_user(), **fields)
+            if options.run_id is not None:
+                record_lineage(conn, options.run_id, version, "output")
+        return version

@@ -7,7 +7,6 @@ as tags named ``loopml.git.*`` and ``loopml.env.*``.
 from __future__ import annotations
 
 import functools
-import getpass
 import importlib.metadata
 import os
 import platform
@@ -20,6 +19,7 @@ from pathlib import Path
 import blake3
 
 from loopml._lazy import loaded_module
+from loopml.identity import current_user
 
 __all__ = ["NOTABLE_PACKAGES", "code_version_tags", "current_user", "environment_tags"]
 
@@ -112,9 +112,3 @@ def environment_tags() -> dict[str, str]:
     return tags
 
 
-@functools.cache
-def current_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return ""
