@@ -39,7 +39,7 @@ from loopml.blobs.statcache import (
 from loopml.blobs.store import BlobStore
 from loopml.errors import Conflict, InvalidArgument, NotFound
 
-__all__ = ["CheckoutStats", "checkout"]
+__all__ = ["CheckoutStats", "checkout", "checkout_once"]
 
 # A local pack's files are written in batches of at most this many, and at least this
 # few: enough batches for the writing threads (creating and renaming files is system work
@@ -287,3 +287,27 @@ def _check_in_the_way(to_write: list[str], extra: list[str]) -> None:
             raise Conflict(f"cannot write '{rel}': '{where}' is in the way (a directory where "
                            "the tree has a file, or a file where it has a directory); move it "
                            "or check out with remove_extra=True")
+
+
+def checkout_once(store: BlobStore, tree: str, cache: Path) -> Path:
+    """The tree ``tree`` as the directory ``cache/<tree>``: checked out into a staging
+    directory and renamed into place, so it is either whole or absent, and written once
+    however many processes ask for it at the same time."""
+    import shutil
+    import uuid
+
+    target = cache / tree
+    if target.is_dir():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = cache / f".{tree}.{uuid.uuid4().hex[:8]}"
+    try:
+        checkout(store, tree, staging)
+        try:
+            os.rename(staging, target)
+        except OSError:  # another process wrote it meanwhile
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

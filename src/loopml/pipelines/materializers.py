@@ -122,32 +122,9 @@ class DirectoryMaterializer(Materializer):
         return OutputRef(self.name, tree, "tree", type_name(value))
 
     def load(self, ref: OutputRef, blobs: BlobStore, cache: Path) -> object:
-        return self.read(checkout_tree(blobs, ref.digest, cache))
+        from loopml.blobs.checkout import checkout_once
 
-
-def checkout_tree(blobs: BlobStore, tree: str, cache: Path) -> Path:
-    """The tree ``tree`` as a directory under ``cache`` (written once, atomically)."""
-    import os
-    import shutil
-    import uuid
-
-    from loopml.blobs.checkout import checkout
-
-    target = cache / tree
-    if target.is_dir():
-        return target
-    cache.mkdir(parents=True, exist_ok=True)
-    staging = cache / f".{tree}.{uuid.uuid4().hex[:8]}"
-    try:
-        checkout(blobs, tree, staging)
-        try:
-            os.rename(staging, target)
-        except OSError:  # another worker wrote it meanwhile
-            if not target.is_dir():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+        return self.read(checkout_once(blobs, ref.digest, cache))
 
 
 # -- built-ins ---------------------------------------------------------------------------
@@ -299,7 +276,9 @@ class PathMaterializer(Materializer):
         return OutputRef(self.name, build_tree(blobs, value).digest, "tree", kind)
 
     def load(self, ref: OutputRef, blobs: BlobStore, cache: Path) -> object:
-        directory = checkout_tree(blobs, ref.digest, cache)
+        from loopml.blobs.checkout import checkout_once
+
+        directory = checkout_once(blobs, ref.digest, cache)
         if ref.type == "file":
             return next(p for p in directory.iterdir() if p.is_file())
         return directory
