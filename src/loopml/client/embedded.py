@@ -18,9 +18,7 @@ from loopml.tracking import records
 from loopml.tracking.buffer import MetricBuffer
 from loopml.tracking.context import code_version_tags, current_user, environment_tags
 from loopml.tracking.entities import ArtifactInfo, Experiment, Metric, Run, RunStatus
-from loopml.tracking.filter import parse_filter, parse_order_by
 from loopml.tracking.names import random_run_name
-from loopml.tracking.search import search_run_ids
 from loopml.tracking.validation import check_key, metric_value, param_value
 from loopml.tracking.writes import MetricPoint, write_metric_points, write_params, write_tags
 
@@ -219,6 +217,9 @@ class Client(ModelMethods):
         if output_format not in ("list", "pandas"):
             raise InvalidArgument(f"output_format must be 'list' or 'pandas', got "
                                   f"{output_format!r}")
+        from loopml.tracking.filter import parse_filter, parse_order_by
+        from loopml.tracking.search import search_run_ids
+
         expr = parse_filter(filter)
         order = parse_order_by(list(order_by or []))
         self._metric_buffer.flush()

@@ -7,7 +7,6 @@ as tags named ``loopml.git.*`` and ``loopml.env.*``.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import os
 import platform
 import shutil
@@ -92,15 +91,36 @@ def _gpu_names() -> str:
     return ""
 
 
+def _canonical(name: str) -> str:
+    return name.lower().replace("-", "_").replace(".", "_")
+
+
+def _installed_versions() -> dict[str, str]:
+    """Distribution name → version, from the ``NAME-VERSION.dist-info`` (or ``.egg-info``)
+    directory names on ``sys.path``: one directory listing per path entry, where asking
+    ``importlib.metadata`` package by package re-scans every entry each time (~2 ms each)."""
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for item in names:
+            stem, dot, suffix = item.rpartition(".")
+            if not dot or suffix not in ("dist-info", "egg-info"):
+                continue
+            name, sep, version = stem.partition("-")
+            if sep:
+                found.setdefault(_canonical(name), version.split("-")[0])
+    return found
+
+
 @functools.cache
 def environment_tags() -> dict[str, str]:
     """Python version, platform, host, CPU, GPU and the versions of notable packages."""
-    packages = []
-    for name in NOTABLE_PACKAGES:
-        try:
-            packages.append(f"{name}=={importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            continue
+    installed = _installed_versions()
+    packages = [f"{name}=={installed[_canonical(name)]}" for name in NOTABLE_PACKAGES
+                if _canonical(name) in installed]
     tags = {"loopml.env.python": platform.python_version(),
             "loopml.env.platform": platform.platform(terse=True),
             "loopml.env.host": socket.gethostname(),
