@@ -79,12 +79,17 @@ def _tasks() -> SimpleNamespace:
 T = _tasks()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_executor(ray_address: str) -> Iterator[Executor]:
-    """One Ray Client connection per test process (a connection costs seconds)."""
+    """One Ray Client connection for this module's tests (a connection costs seconds),
+    closed after them: a client channel left open would report its shutdown from a
+    background thread inside whatever test runs next."""
+    from loopml.pipelines.executors import ray as ray_module
+
     executor = open_executor(ray_address)
     yield executor
     executor.close()
+    ray_module._disconnect_at_exit()
 
 
 @pytest.fixture(params=["inline", "processes:2", pytest.param("ray", marks=pytest.mark.slow)])

@@ -91,8 +91,13 @@ def test_process_pool_runs_a_pipeline_from_a_file(client: Client, flow_file: Pat
 
 def test_ray_cluster_runs_fails_and_resumes(client: Client, flow_file: Path,
                                             ray_address: str) -> None:
+    from loopml.pipelines.executors import ray as ray_module
+
     pipe = load_object(f"{flow_file}:flow")
-    run = pipe.run(n=4, client=client, executor=ray_address)
-    assert run.executor == ray_address
-    _check_run(client, run, 4)
-    _fail_then_resume(client, flow_file, ray_address)
+    try:
+        run = pipe.run(n=4, client=client, executor=ray_address)
+        assert run.executor == ray_address
+        _check_run(client, run, 4)
+        _fail_then_resume(client, flow_file, ray_address)
+    finally:  # loopml keeps the connection for later runs; this test is the last one here
+        ray_module._disconnect_at_exit()
