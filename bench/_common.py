@@ -24,6 +24,7 @@ from typing import Any
 __all__ = [
     "BENCH_DIR",
     "BenchSetupError",
+    "Footnotes",
     "format_count",
     "format_rate",
     "format_seconds",
@@ -31,6 +32,7 @@ __all__ = [
     "import_seconds",
     "log",
     "repeat_timed",
+    "results_at",
     "run_side",
     "venv_python",
 ]
@@ -218,3 +220,28 @@ class Sections:
 
     def as_dict(self) -> dict[str, Any]:
         return {"results": self.results, "errors": self.errors}
+
+
+def results_at(side: dict[str, Any], *path: str) -> Any:
+    """``side["results"][path[0]][path[1]]…``, or None where the path stops."""
+    node: Any = side.get("results", {})
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+class Footnotes:
+    """Numbered notes under a table: ``mark(text)`` gives ``[n]``, the same number for the
+    same text; ``notes`` lists them in order."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self._marks: dict[str, str] = {}
+
+    def mark(self, text: str) -> str:
+        if text not in self._marks:
+            self._marks[text] = f"[{len(self._marks) + 1}]"
+            self.notes.append(f"{self._marks[text]} {text}")
+        return self._marks[text]

@@ -49,11 +49,13 @@ from typing import Any
 from _common import (
     BENCH_DIR,
     BenchSetupError,
+    Footnotes,
     Sections,
     format_rate,
     format_seconds,
     format_table,
     log,
+    results_at,
     run_side,
     venv_python,
 )
@@ -677,15 +679,6 @@ HEADERS = ("figure", "loopml", "DVC", "loopml/DVC", "speed-up", "target", "met",
 MEMORY_HEADERS = ("command", "loopml peak RSS", "DVC peak RSS")
 
 
-def _get(side: dict[str, Any], *path: str) -> Any:
-    node: Any = side.get("results", {})
-    for key in path:
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
 def format_bytes(count: float | None) -> str:
     if count is None:
         return "—"
@@ -703,14 +696,8 @@ def table_rows(report: dict[str, Any],
                sizes: Sizes) -> tuple[list[list[str]], list[list[str]], list[str]]:
     lm, dv, data = report["loopml"], report["dvc"], report.get("data", {})
     rows: list[list[str]] = []
-    notes: list[str] = []
-    marks: dict[str, str] = {}
-
-    def mark(text: str) -> str:
-        if text not in marks:
-            marks[text] = f"[{len(marks) + 1}]"
-            notes.append(f"{marks[text]} {text}")
-        return marks[text]
+    footnotes = Footnotes()
+    notes, mark = footnotes.notes, footnotes.mark
 
     def cell(side: dict[str, Any], section: str, value: Any, fmt: Callable[[Any], str]) -> str:
         if "error" in side:
@@ -720,7 +707,7 @@ def table_rows(report: dict[str, Any],
         if value is None:
             return "—"
         text = fmt(value)
-        if _get(side, section, "verified") is False:
+        if results_at(side, section, "verified") is False:
             text += " " + mark(f"{side['side']} {section}: the materialised files do NOT "
                                "match the version (digest differs)")
         return text
@@ -729,7 +716,8 @@ def table_rows(report: dict[str, Any],
             higher_is_better: bool = False, target: str = "",
             check: Callable[[float], bool] | None = None, reference: str = "",
             dvc_cell: str | None = None, less_more: bool = False) -> None:
-        lv, dvv = _get(lm, section, *path), (None if dvc_cell else _get(dv, section, *path))
+        lv = results_at(lm, section, *path)
+        dvv = None if dvc_cell else results_at(dv, section, *path)
         ratio = speedup = ""
         if lv and dvv:
             ratio = f"{lv / dvv:.3g}"
@@ -799,7 +787,7 @@ def table_rows(report: dict[str, Any],
         ("cold add of B", "add_b_cold"), ("add of B + 10 MB", "add_b_append"),
         ("add of C", "add_c"), ("--help", "startup")]
     for label, section in commands:
-        memory.append([label, *(format_bytes(v * MB) if (v := _get(side, section, "rss_mb"))
+        memory.append([label, *(format_bytes(v * MB) if (v := results_at(side, section, "rss_mb"))
                                  else "—" for side in (lm, dv))])
 
     for side in (lm, dv):
@@ -824,23 +812,23 @@ def table_rows(report: dict[str, Any],
             + " (the unchanged re-adds made no new version)" * (versions.get("a") == 2))
     for section, what in (("push_cold", "cold push"), ("push_incr", "incremental push")):
         said = [f"{side['side']}: {' '.join(out.split())!r}" for side in (lm, dv)
-                if (out := _get(side, section, "output"))]
+                if (out := results_at(side, section, "output"))]
         if said:
             notes.append(f"{what.capitalize()} output: " + "; ".join(said) + ".")
-    dvc_incr = _get(dv, "push_incr", "seconds")
+    dvc_incr = results_at(dv, "push_incr", "seconds")
     if dvc_incr and dvc_incr > 2 * DVC_REFERENCE["push_incr"]:
         notes.append(
             "DVC's pushes and pull are far slower than the issue's reference: DVC keeps one S3 "
             f"object per file ({sizes.files:,} for A) and checks the remote's contents before "
             "an incremental push, and the moto server (on the same machine, sharing its CPUs) "
             "costs milliseconds per request. loopml's S3 figures go through the same server.")
-    c_add = _get(lm, "add_c") or {}
+    c_add = results_at(lm, "add_c") or {}
     if c_add:
         stats = facts.get("c_statistics_columns")
         notes.append(f"loopml add of C recorded {c_add.get('rows') or '?'} rows"
                      + (f" with statistics of {stats} columns" if stats else "")
                      + "; DVC stores the file only (no schema, no statistics).")
-    if _get(lm, "add_change", "growth") is not None or _get(dv, "add_change", "growth"):
+    if results_at(lm, "add_change", "growth") is not None or results_at(dv, "add_change", "growth"):
         notes.append(
             "Storage growth = bytes under the store (loopml: LOOPML_HOME/blobs, DVC: "
             ".dvc/cache; sum of file sizes) after the second version minus after the first, "
@@ -858,7 +846,7 @@ def verification_notes(lm: dict[str, Any], dv: dict[str, Any]) -> list[str]:
     checked = []
     for side in (lm, dv):
         for section in ("pull", "checkout"):
-            if _get(side, section, "verified"):
+            if results_at(side, section, "verified"):
                 checked.append(f"{side['side']} {section}")
     if not checked:
         return []

@@ -37,11 +37,13 @@ from typing import Any
 from _common import (
     BENCH_DIR,
     BenchSetupError,
+    Footnotes,
     Sections,
     format_seconds,
     format_table,
     import_seconds,
     log,
+    results_at,
     run_side,
     side_header,
     venv_python,
@@ -688,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
                             timeout=RAY_TIMEOUT_S)
     report["ray"] = {key: ray.get(key) for key in ("load_before", "load_after", "error")}
     if "results" in report["loopml"]:
-        report["loopml"]["results"]["ray"] = _get(ray, "ray") or {
+        report["loopml"]["results"]["ray"] = results_at(ray, "ray") or {
             "skipped": ray.get("error") or "; ".join(ray.get("errors", {}).values())}
     report["load_end"] = list(os.getloadavg())
     rows, notes = table_rows(report)
@@ -701,26 +703,11 @@ def main(argv: list[str] | None = None) -> int:
 HEADERS = ("figure", "loopml", "Metaflow", "ZenML", "anchor/loopml", "target", "met")
 
 
-def _get(side: dict[str, Any], *path: str) -> Any:
-    node: Any = side.get("results", {})
-    for key in path:
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
 def table_rows(report: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
     lm, mf, zm = report["loopml"], report["metaflow"], report["zenml"]
     rows: list[list[str]] = []
-    notes: list[str] = []
-    marks: dict[str, str] = {}
-
-    def mark(text: str) -> str:
-        if text not in marks:
-            marks[text] = f"[{len(marks) + 1}]"
-            notes.append(f"{marks[text]} {text}")
-        return marks[text]
+    footnotes = Footnotes()
+    notes, mark = footnotes.notes, footnotes.mark
 
     def cell(side: dict[str, Any], path: tuple[str, ...] | None, fixed: str | None = None) -> str:
         if fixed is not None:
@@ -730,18 +717,18 @@ def table_rows(report: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
         assert path is not None
         if path[0] in side.get("errors", {}):
             return "error " + mark(f"{side['side']} {path[0]}: {side['errors'][path[0]]}")
-        value = _get(side, *path)
+        value = results_at(side, *path)
         return "—" if value is None else signed_seconds(value)
 
     def row(label: str, path: tuple[str, ...] | None, *, target: float | None = None,
             lm_value: float | None = None, metaflow: str | tuple[str, ...] | None = None,
             zenml: str | tuple[str, ...] | None = None) -> None:
-        lv = lm_value if lm_value is not None else (_get(lm, *path) if path else None)
+        lv = lm_value if lm_value is not None else (results_at(lm, *path) if path else None)
         cells, ratios = [], []
         for side, spec in ((mf, metaflow), (zm, zenml)):
             anchor_path = spec if isinstance(spec, tuple) else (path if spec is None else None)
             cells.append(cell(side, anchor_path, spec if isinstance(spec, str) else None))
-            value = _get(side, *anchor_path) if anchor_path else None
+            value = results_at(side, *anchor_path) if anchor_path else None
             if lv and value and lv > 0 and value > 0:
                 times = value / lv
                 ratios.append(f"{times:,.0f}x" if times >= 100 else f"{times:.3g}x")
@@ -769,15 +756,15 @@ def table_rows(report: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
         metaflow=("cli", "fixed_s"))
     row(f"(c) fully cached re-run of {RESUME_STEPS} steps, in-process", ("cached", "seconds"),
         target=0.020, metaflow="n/a")
-    lm_step, mf_step, zm_step = (_get(s, *p, "per_step_s") for s, p in
+    lm_step, mf_step, zm_step = (results_at(s, *p, "per_step_s") for s, p in
                                  ((lm, ("in_process",)), (mf, ("cli",)), (zm, ("in_process",))))
     rerun = RESUME_STEPS - FAIL_STEP + 1
     row(f"(d) resume after step {FAIL_STEP} failed, in-process", ("resume", "seconds"),
         metaflow="n/a")
-    overhead = _minus(_get(lm, "resume", "seconds"), lm_step, rerun)
+    overhead = _minus(results_at(lm, "resume", "seconds"), lm_step, rerun)
     for side, section, step_cost in ((mf, "resume", mf_step), (zm, "resume", zm_step)):
         if "results" in side and section in side["results"]:
-            value = _minus(_get(side, section, "seconds"), step_cost, rerun)
+            value = _minus(results_at(side, section, "seconds"), step_cost, rerun)
             side["results"][section]["overhead_s"] = value
     row(f"    less {rerun} steps' cost (b) = resume overhead", None, target=0.100,
         lm_value=overhead, metaflow=("resume", "overhead_s"), zenml=("resume", "overhead_s"))
@@ -786,7 +773,7 @@ def table_rows(report: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
     row(f"(e) import (fresh process, median of {report['sizes']['import_repeats']})",
         ("import", "seconds"), target=0.2)
     _hpo_rows(report.get("hpo") or {}, rows, mark)
-    ray = _get(lm, "ray") or {}
+    ray = results_at(lm, "ray") or {}
     if "skipped" in ray:
         rows.append(["(g) Ray: loopml overhead per task", "skipped " + mark(ray["skipped"]),
                      "", "", "", "≤ 1 ms", ""])
@@ -865,10 +852,10 @@ def _side_notes(report: dict[str, Any]) -> list[str]:
                      f"({side.get('cpus', '?')} CPUs).")
     lm, zm = report["loopml"], report["zenml"]
     for side in (lm, zm):
-        found = _get(side, "cached", "statuses")
+        found = results_at(side, "cached", "statuses")
         if found and found != ["cached"]:
             notes.append(f"WARNING: {side['side']}'s re-run was not fully cached: {found}")
-    resumed = _get(lm, "resume", "statuses")
+    resumed = results_at(lm, "resume", "statuses")
     if resumed:
         notes.append(f"loopml resume step statuses: {', '.join(resumed)}.")
     cpus = lm.get("cpus") or os.cpu_count() or 1
@@ -878,10 +865,11 @@ def _side_notes(report: dict[str, Any]) -> list[str]:
         notes.append(f"The load average was above the CPU count ({cpus}): figures are noisy; "
                      "the JSON has every sample.")
     medians = ", ".join(
-        f"{side['side']} {format_seconds(_get(side, section, 'per_step_median_s'))} per step, "
-        f"{signed_seconds(_get(side, section, 'fixed_median_s'))} fixed"
+        f"{side['side']} "
+        f"{format_seconds(results_at(side, section, 'per_step_median_s'))} per step, "
+        f"{signed_seconds(results_at(side, section, 'fixed_median_s'))} fixed"
         for side, section in ((lm, "in_process"), (report["metaflow"], "cli"), (zm, "in_process"))
-        if _get(side, section, "per_step_median_s") is not None)
+        if results_at(side, section, "per_step_median_s") is not None)
     if medians:
         notes.append(f"(b) fitted through the medians instead of the minimums: {medians}.")
     notes.append(f"Pipelines: step 1 makes a 1,024-byte dict, every later step returns its "
@@ -897,21 +885,21 @@ def _side_notes(report: dict[str, Any]) -> list[str]:
                  "flow.py resume`, ZenML `pipeline.replay(run, skip_successful_steps=True)`; "
                  "the overhead row subtracts each tool's own per-step cost (b) for the "
                  f"{RESUME_STEPS - FAIL_STEP + 1} re-run steps.")
-    rerun = _get(zm, "resume", "cached_rerun", "seconds")
+    rerun = results_at(zm, "resume", "cached_rerun", "seconds")
     if rerun is not None:
         notes.append(f"ZenML's other resume analogue, running the failed pipeline again with "
                      f"the cache on (steps 1-{FAIL_STEP - 1} cached): {format_seconds(rerun)}.")
-    code = _get(lm, "fresh", "code_version") or {}
+    code = results_at(lm, "fresh", "code_version") or {}
     if code.get("repo"):
         notes.append(f"The CLI runs of (a) were tagged with the git state of {code['repo']}, the "
                      "checkout holding the `loopml` script (the directory of __main__), not the "
                      f"pipeline file's; reading it (rev-parse, diff, ls-files) took "
                      f"{format_seconds(code['seconds'])} of each run here.")
-    help_s = _get(lm, "fresh", "help", "seconds")
+    help_s = results_at(lm, "fresh", "help", "seconds")
     if help_s is not None:
         notes.append(f"`loopml --help` from a fresh process: {format_seconds(help_s)} "
                      "(interpreter and CLI start-up inside (a)).")
-    ray = _get(lm, "ray") or {}
+    ray = results_at(lm, "ray") or {}
     if "overhead_s" in ray:
         notes.append(f"(g) Ray {ray['ray']} started locally by loopml's executor in "
                      f"{format_seconds(ray['start_s'])}, {ray['cpus']} CPUs; raw Ray runs a "

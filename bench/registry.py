@@ -45,10 +45,12 @@ from typing import Any
 from _common import (
     BENCH_DIR,
     BenchSetupError,
+    Footnotes,
     Sections,
     format_seconds,
     format_table,
     log,
+    results_at,
     run_side,
     side_header,
     venv_python,
@@ -508,15 +510,6 @@ def main(argv: list[str] | None = None) -> int:
 HEADERS = ("figure", "loopml", "MLflow", "loopml/MLflow", "speed-up", "target", "met")
 
 
-def _get(side: dict[str, Any], *path: str) -> Any:
-    node: Any = side.get("results", {})
-    for key in path:
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
 #: Registry overhead of a cold load: (load, bare deserialisation) for each figure.
 OVERHEADS = {
     "loopml": {"first": ("first", "flavor"), "cached": ("cached", "flavor"),
@@ -532,7 +525,7 @@ def derive(report: dict[str, Any]) -> None:
     """Registry overhead of a cold load: the median, over rounds, of the load's time minus the
     bare deserialisation's time in the same round (both processes ran one after the other)."""
     for side_name, pairs in OVERHEADS.items():
-        cold = _get(report[side_name], "cold")
+        cold = results_at(report[side_name], "cold")
         if not cold:
             continue
         cold["overhead"] = {
@@ -550,15 +543,8 @@ def format_signed(seconds: float | None) -> str:
 def table_rows(report: dict[str, Any], sizes: Sizes) -> tuple[list[list[str]], list[str]]:
     lm, ml = report["loopml"], report["mlflow"]
     rows: list[list[str]] = []
-    notes: list[str] = []
-    marks: dict[str, str] = {}
-
-    def mark(text: str) -> str:
-        """A footnote number for ``text``, reused when the same text comes again."""
-        if text not in marks:
-            marks[text] = f"[{len(marks) + 1}]"
-            notes.append(f"{marks[text]} {text}")
-        return marks[text]
+    footnotes = Footnotes()
+    notes, mark = footnotes.notes, footnotes.mark
 
     def cell(side: dict[str, Any], path: tuple[str, ...], fmt: Callable[[Any], str]) -> str:
         if "error" in side:
@@ -566,11 +552,11 @@ def table_rows(report: dict[str, Any], sizes: Sizes) -> tuple[list[list[str]], l
         section = path[0]
         if section in side.get("errors", {}):
             return "error " + mark(f"{side['side']} {section}: {side['errors'][section]}")
-        value = _get(side, *path)
+        value = results_at(side, *path)
         if value is None:
             return "—"
         text = fmt(value)
-        figures = _get(side, section) or {}
+        figures = results_at(side, section) or {}
         if "stored" in figures and figures["stored"] != figures.get("versions"):
             text += " " + mark(f"{side['side']} {section}: only {figures['stored']:,} of "
                                f"{figures.get('versions')} versions are in the database")
@@ -579,7 +565,7 @@ def table_rows(report: dict[str, Any], sizes: Sizes) -> tuple[list[list[str]], l
                                f"{figures.get('version')}, not {sizes.versions}")
         if section == "cold" and len(path) > 1:
             kind = cold_kind(side, path)
-            if kind and _get(side, "cold", kind, "predictions_ok") is False:
+            if kind and results_at(side, "cold", kind, "predictions_ok") is False:
                 text += " " + mark(f"{side['side']} cold {kind}: the loaded model's predictions "
                                    "differ from the fitted model's")
         return text
@@ -587,8 +573,8 @@ def table_rows(report: dict[str, Any], sizes: Sizes) -> tuple[list[list[str]], l
     def row(label: str, lm_path: tuple[str, ...] | None, ml_path: tuple[str, ...] | None,
             fmt: Callable[[Any], str] = format_seconds, target: float | None = None,
             ml_note: str = "") -> None:
-        lv = _get(lm, *lm_path) if lm_path else None
-        mv = _get(ml, *ml_path) if ml_path else None
+        lv = results_at(lm, *lm_path) if lm_path else None
+        mv = results_at(ml, *ml_path) if ml_path else None
         ratio = speedup = ""
         if isinstance(lv, float) and isinstance(mv, float) and lv > 0 and mv > 0:
             ratio = f"{lv / mv:.3g}"
@@ -677,11 +663,11 @@ def cold_kind(side: dict[str, Any], path: tuple[str, ...]) -> str | None:
 def describe(lm: dict[str, Any], ml: dict[str, Any], sizes: Sizes) -> list[str]:
     notes = []
     for side in (lm, ml):
-        reqs = _get(side, "log_model", "requirements")
+        reqs = results_at(side, "log_model", "requirements")
         if reqs:
             notes.append(f"{side['side']} recorded requirements: {', '.join(reqs)}.")
     for side in (lm, ml):
-        cold = _get(side, "cold")
+        cold = results_at(side, "cold")
         if cold:
             kinds = [k for k in cold if isinstance(cold[k], dict) and "predictions_ok" in cold[k]]
             ok = all(cold[k]["predictions_ok"] for k in kinds)
@@ -693,7 +679,7 @@ def describe(lm: dict[str, Any], ml: dict[str, Any], sizes: Sizes) -> list[str]:
                          f"{'every' if ok else 'NOT every'} loaded model predicted the "
                          f"example rows as the fitted model does. Whole-process wall times "
                          f"(interpreter start included): {process}.")
-    torch = [s["side"] for s in (lm, ml) if _get(s, "log_model", "torch")]
+    torch = [s["side"] for s in (lm, ml) if results_at(s, "log_model", "torch")]
     if torch:
         notes.append(f"`import skops.io` imports torch in the {' and '.join(torch)} "
                      "environment (skops builds its trusted-type list with sklearn's "

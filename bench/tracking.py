@@ -34,6 +34,7 @@ from typing import Any
 from _common import (
     BENCH_DIR,
     BenchSetupError,
+    Footnotes,
     Sections,
     format_rate,
     format_seconds,
@@ -41,6 +42,7 @@ from _common import (
     import_seconds,
     log,
     repeat_timed,
+    results_at,
     run_side,
     side_header,
     venv_python,
@@ -486,27 +488,11 @@ def main(argv: list[str] | None = None) -> int:
 HEADERS = ("figure", "loopml", "MLflow", "loopml/MLflow", "speed-up", "target", "met")
 
 
-def _get(side: dict[str, Any], *path: str) -> Any:
-    node: Any = side.get("results", {})
-    for key in path:
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
 def table_rows(report: dict[str, Any], sizes: Sizes) -> tuple[list[list[str]], list[str]]:
     lm, ml = report["loopml"], report["mlflow"]
     rows: list[list[str]] = []
-    notes: list[str] = []
-    marks: dict[str, str] = {}
-
-    def mark(text: str) -> str:
-        """A footnote number for ``text``, reused when the same text comes again."""
-        if text not in marks:
-            marks[text] = f"[{len(marks) + 1}]"
-            notes.append(f"{marks[text]} {text}")
-        return marks[text]
+    footnotes = Footnotes()
+    notes, mark = footnotes.notes, footnotes.mark
 
     def cell(side: dict[str, Any], section: str, value: Any, fmt: Callable[[Any], str]) -> str:
         if "error" in side:
@@ -532,9 +518,9 @@ def table_rows(report: dict[str, Any], sizes: Sizes) -> tuple[list[list[str]], l
             higher_is_better: bool, target: str = "",
             check: Callable[[float, float | None], bool] | None = None,
             mlflow_section: str | None = None, mlflow_cell: str | None = None) -> None:
-        lv = _get(lm, section, *path)
+        lv = results_at(lm, section, *path)
         ml_section = mlflow_section or section
-        mv = _get(ml, ml_section, *path) if mlflow_cell is None else None
+        mv = results_at(ml, ml_section, *path) if mlflow_cell is None else None
         ratio = speedup = ""
         if lv and mv:
             ratio = f"{lv / mv:.3g}"
@@ -588,7 +574,7 @@ def table_rows(report: dict[str, Any], sizes: Sizes) -> tuple[list[list[str]], l
                           for size, s in MLFLOW_SEARCH_REFERENCE.items())
     notes.append(f"MLflow search reference figures from the issue ({reference}).")
     for size, seconds in MLFLOW_SEARCH_REFERENCE.items():
-        measured = _get(ml, "search", str(size), "seconds")
+        measured = results_at(ml, "search", str(size), "seconds")
         if size in sizes.search and measured and measured > 3 * seconds:
             notes.append(
                 f"MLflow's search over {size:,} runs took {measured / seconds:.0f}x the "
@@ -620,7 +606,7 @@ def search_agreement(lm: dict[str, Any], ml: dict[str, Any], sizes: Sizes) -> li
     """Both stores hold the same runs, so both searches must find the same best auc values."""
     notes = []
     for size in sizes.search:
-        ours, theirs = _get(lm, "search", str(size)), _get(ml, "search", str(size))
+        ours, theirs = results_at(lm, "search", str(size)), results_at(ml, "search", str(size))
         if not ours or not theirs:
             continue
         same = (ours["results"] == theirs["results"]
@@ -630,7 +616,7 @@ def search_agreement(lm: dict[str, Any], ml: dict[str, Any], sizes: Sizes) -> li
             notes.append(f"WARNING: search over {size:,} runs differs: loopml found "
                          f"{ours['results']} (top auc {ours['top_auc'][:3]}), MLflow "
                          f"{theirs['results']} (top auc {theirs['top_auc'][:3]})")
-    if not notes and _get(lm, "search") and _get(ml, "search"):
+    if not notes and results_at(lm, "search") and results_at(ml, "search"):
         notes.append("Search results agree: both stores return the same number of runs with "
                      "the same best auc values at every size.")
     return notes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -45,9 +46,19 @@ def _policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Requests the window must hold before the rule can fire."),
         click.option("--reason", default="", help="Why (kept in the audit timeline)."),
     ]
+
+    @functools.wraps(command)
+    def with_policy(name: str, rollback_error_rate: float | None,
+                    rollback_p99_ms: float | None, rollback_window: float,
+                    rollback_min_requests: int, **policy: Any) -> Any:
+        rule = _rule(rollback_error_rate, rollback_p99_ms, rollback_window,
+                     rollback_min_requests)
+        return command(name, rollback=rule, **policy)
+
+    wrapped: Callable[..., Any] = with_policy
     for option in reversed(options):
-        command = option(command)
-    return command
+        wrapped = option(wrapped)
+    return wrapped
 
 
 def _rule(error_rate: float | None, p99_ms: float | None, window: float,
@@ -85,30 +96,18 @@ def deploy() -> None:
 @deploy.command("create")
 @click.argument("name")
 @_policy_options
-def deploy_create(name: str, model: str, canary: str | None, sticky: str,
-                  shadow: str | None, rollback_error_rate: float | None,
-                  rollback_p99_ms: float | None, rollback_window: float,
-                  rollback_min_requests: int, reason: str) -> None:
+def deploy_create(name: str, **policy: Any) -> None:
     """Record deployment NAME serving --model (with a --canary share and a --shadow)."""
-    created = _deployments().create(
-        name, model=model, canary=canary, shadow=shadow, sticky=sticky, reason=reason,
-        rollback=_rule(rollback_error_rate, rollback_p99_ms, rollback_window,
-                       rollback_min_requests))
+    created = _deployments().create(name, **policy)
     click.echo(f"deployment {created.name}: {created.policy.describe()}")
 
 
 @deploy.command("update")
 @click.argument("name")
 @_policy_options
-def deploy_update(name: str, model: str, canary: str | None, sticky: str,
-                  shadow: str | None, rollback_error_rate: float | None,
-                  rollback_p99_ms: float | None, rollback_window: float,
-                  rollback_min_requests: int, reason: str) -> None:
+def deploy_update(name: str, **policy: Any) -> None:
     """Replace the policy of NAME (this also lifts the pin a rollback left)."""
-    event = _deployments().update(
-        name, model=model, canary=canary, shadow=shadow, sticky=sticky, reason=reason,
-        rollback=_rule(rollback_error_rate, rollback_p99_ms, rollback_window,
-                       rollback_min_requests))
+    event = _deployments().update(name, **policy)
     click.echo(f"{_moved(event)}; now {event.policy.describe()}")
 
 

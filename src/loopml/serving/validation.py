@@ -77,8 +77,10 @@ class Validator(ABC):
         """One model input holding the rows of ``items`` in order."""
 
     def assemble_array(self, items: Sequence[Checked]) -> Any:
-        """The rows of ``items`` as one 2-D array of :attr:`array_dtype` (table inputs)."""
-        raise NotImplementedError(f"{type(self).__name__} has no array form")
+        """The rows of ``items`` as one 2-D array of :attr:`array_dtype`. Only a validator
+        that sets ``array_dtype`` (a table of one numeric dtype) has an array form of its
+        own; for the others this is the ordinary input."""
+        return self.assemble(items)
 
     def synthetic(self) -> Checked:
         """One plausible row (zeros, empty strings) to warm the model with."""
