@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import heapq
+import itertools
 import os
 import socket
 import sys
@@ -57,6 +58,7 @@ def print_progress(node: str, status: StepStatus, detail: str) -> None:
 class _Attempt:
     node: Node
     run: Run
+    key: str
     number: int
     deadline: float | None
 
@@ -83,7 +85,9 @@ class Runner:
         self.values: dict[str, Any] = {}
         self.failure: str | None = None
         self._in_flight: dict[cf.Future[StepResult], _Attempt] = {}
-        self._retries: list[tuple[float, int, str, int, str]] = []  # (due, seq, node, n, run)
+        # (due, tie-breaker, node, next attempt number, cache key), soonest first
+        self._retries: list[tuple[float, int, str, int, str]] = []
+        self._retry_order = itertools.count()
         self._runs: dict[str, Run] = {}
         self._deferred: list[dict[str, Any]] = []
 
@@ -199,11 +203,11 @@ class Runner:
             future.set_exception(exc)
         timeout = node.step.options.timeout
         self.status[node.id] = StepStatus.RUNNING
-        self._in_flight[future] = _Attempt(node, child, attempt,
+        self._in_flight[future] = _Attempt(node, child, key, attempt,
                                            None if timeout is None else time.monotonic() + timeout)
 
     def _start_child(self, node: Node, key: str) -> Run:
-        from loopml.tracking.context import current_user
+        from loopml.identity import current_user
 
         params = {name: _param_text(value) for name, value in node.params().items()}
         with self.client.meta.write() as conn:
@@ -240,9 +244,8 @@ class Runner:
                 self._finish(attempt, StepResult(error=f"TimeoutError: the attempt ran longer "
                                                  f"than the step's timeout ({seconds:g} s)"))
         while self._retries and self._retries[0][0] <= now and self.failure is None:
-            _, _, node_id, number, _ = heapq.heappop(self._retries)
-            node = self.graph.nodes[node_id]
-            self._submit(node, cache_key(node, self.outputs, self.datasets), attempt=number,
+            _, _, node_id, number, key = heapq.heappop(self._retries)
+            self._submit(self.graph.nodes[node_id], key, attempt=number,
                          child=self._runs[node_id])
         if self.failure is not None:
             self._retries.clear()
@@ -255,8 +258,8 @@ class Runner:
             self.report(node.id, StepStatus.RUNNING,
                         f"attempt {attempt.number} failed ({result.error}); retrying in "
                         f"{delay:g} s")
-            heapq.heappush(self._retries, (time.monotonic() + delay, len(self._retries),
-                                           node.id, attempt.number + 1, attempt.run.id))
+            heapq.heappush(self._retries, (time.monotonic() + delay, next(self._retry_order),
+                                           node.id, attempt.number + 1, attempt.key))
             return
         if result.error is not None:
             status = StepStatus.FAILED

@@ -9,7 +9,6 @@ returns references (plus the value itself in-process, so the next step need not 
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 import traceback
@@ -159,6 +158,3 @@ def execute_step(task: StepTask) -> StepResult:
         result.logs = client.log_text(task.run.id, text, LOG_ARTIFACT).digest
     return result
 
-
-def replace_args(task: StepTask, **changes: Any) -> StepTask:
-    return dataclasses.replace(task, **changes)
