@@ -247,7 +247,16 @@ class ModelMaterializer(DirectoryMaterializer):
     def write(self, value: Any, directory: Path) -> None:
         from loopml.models import save_model
 
-        save_model(value, directory)
+        try:
+            save_model(value, directory)
+        except InvalidArgument:
+            torch = loaded_module("torch")
+            if torch is None or not isinstance(value, torch.nn.Module):
+                raise
+            # A module whose class cannot be rebuilt from its import path alone (constructor
+            # arguments unknown) is kept as TorchScript: a step output is trusted like the
+            # step that wrote it (see read).
+            save_model(value, directory, options={"torchscript": True}, trusted=True)
 
     def read(self, directory: Path) -> object:
         from loopml.models import load_model
