@@ -27,16 +27,21 @@ import io
 import tempfile
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from loopml._lazy import loaded_module
 from loopml.blobs import BlobStore
 from loopml.errors import InvalidArgument
 
+if TYPE_CHECKING:
+    from loopml.models.package import ModelPackage
+
 __all__ = ["BytesMaterializer", "DirectoryMaterializer", "Materializer", "OutputRef",
-           "load_output", "materializer_for", "register_materializer", "save_output"]
+           "load_output", "materializer_for", "register_materializer", "save_output",
+           "save_step_model"]
 
 
 @dataclass(frozen=True)
@@ -245,18 +250,7 @@ class ModelMaterializer(DirectoryMaterializer):
         return True
 
     def write(self, value: Any, directory: Path) -> None:
-        from loopml.models import save_model
-
-        try:
-            save_model(value, directory)
-        except InvalidArgument:
-            torch = loaded_module("torch")
-            if torch is None or not isinstance(value, torch.nn.Module):
-                raise
-            # A module whose class cannot be rebuilt from its import path alone (constructor
-            # arguments unknown) is kept as TorchScript: a step output is trusted like the
-            # step that wrote it (see read).
-            save_model(value, directory, options={"torchscript": True}, trusted=True)
+        save_step_model(value, directory)
 
     def read(self, directory: Path) -> object:
         from loopml.models import load_model
@@ -264,6 +258,26 @@ class ModelMaterializer(DirectoryMaterializer):
         # A step output was written by this pipeline's own step into this store, so the
         # package is trusted like the code that made it (registered models are not).
         return load_model(directory, trusted=True).raw
+
+
+def save_step_model(value: Any, directory: Path, *, input_example: Any = None,
+                    metadata: Mapping[str, Any] | None = None) -> ModelPackage:
+    """Save a model a step returned as a package at ``directory`` (see ``save_model``).
+
+    A PyTorch module whose class cannot be rebuilt from its import path alone (defined in
+    ``__main__`` or a function, constructor arguments unknown), or one that is already
+    TorchScript (a cached step output comes back so), is kept as TorchScript: a step output
+    is trusted like the step that wrote it (see :meth:`ModelMaterializer.read`)."""
+    from loopml.models import save_model
+
+    try:
+        return save_model(value, directory, input_example=input_example, metadata=metadata)
+    except InvalidArgument:
+        torch = loaded_module("torch")
+        if torch is None or not isinstance(value, torch.nn.Module):
+            raise
+        return save_model(value, directory, input_example=input_example, metadata=metadata,
+                          options={"torchscript": True}, trusted=True)
 
 
 class PathMaterializer(Materializer):

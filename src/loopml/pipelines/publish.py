@@ -32,12 +32,12 @@ def _champion_metrics(client: Any, name: str, alias: str) -> dict[str, float] | 
         return None
 
 
-def _register(model: Any, metrics: Mapping[str, Any] | None, *, name: str,
-              when: str | None, alias: str | None, champion: str,
+def _register(model: Any, metrics: Mapping[str, Any] | None, input_example: Any = None, *,
+              name: str, when: str | None, alias: str | None, champion: str,
               description: str) -> dict[str, Any]:
     from loopml.blobs.build import build_tree
-    from loopml.models import save_model
     from loopml.pipelines.context import current_step
+    from loopml.pipelines.materializers import save_step_model
     from loopml.registry.packages import register_tree
 
     context = current_step()
@@ -55,8 +55,8 @@ def _register(model: Any, metrics: Mapping[str, Any] | None, *, name: str,
             mine = {k: round(v, 4) for k, v in values.items()}
             raise Skip(f"{when} is false (this run: {mine}; {champion}: {shown})")
     with tempfile.TemporaryDirectory(prefix="loopml-register-") as tmp:
-        package = save_model(model, Path(tmp) / "model",
-                             metadata={"run_id": context.pipeline_run_id})
+        package = save_step_model(model, Path(tmp) / "model", input_example=input_example,
+                                  metadata={"run_id": context.pipeline_run_id})
         tree = build_tree(client.blobs, package.path).digest
     client.flush()
     version = register_tree(client.meta, name=name, tree=tree, manifest=package.manifest,
@@ -73,10 +73,12 @@ _REGISTER = Step(_register, StepOptions(name="register", cache=False, publishes=
 
 def register(model: Any, *, name: str, metrics: Any = None, when: str | None = None,
              alias: str | None = None, champion: str = "production",
-             description: str = "") -> StepOutput:
+             description: str = "", input_example: Any = None) -> StepOutput:
     """Inside a pipeline: register ``model`` (a step's output) as a new version of ``name``
     with ``metrics``; with ``when``, only if the condition holds (e.g.
-    ``"metrics['auc'] >= champion['auc']"``); with ``alias``, point it at the new version."""
+    ``"metrics['auc'] >= champion['auc']"``); with ``alias``, point it at the new version.
+    ``input_example`` (a few input rows, or a step's output holding them) is stored with the
+    package and gives it a signature, which ``loopml serve`` needs to check requests."""
     require_tracer("loopml.register")
     if when is not None:
         check_condition(when, CONDITION_NAMES)
@@ -84,5 +86,6 @@ def register(model: Any, *, name: str, metrics: Any = None, when: str | None = N
 
     parse_model_ref(name)
     step = _REGISTER.with_options(publishes=True, cache=False)
-    return step(model, metrics, name=name, when=when, alias=alias,  # type: ignore[return-value]
-                champion=champion, description=description)
+    return step(model, metrics, input_example,  # type: ignore[return-value]
+                name=name, when=when, alias=alias, champion=champion,
+                description=description)
