@@ -238,7 +238,7 @@ def compare_noisy(frame: pd.DataFrame) -> bool:
     pixels (``loopml.monitoring.compare``, when this loopml has it); False when the noise
     goes unnoticed."""
     try:
-        from loopml.monitoring.compare import compare
+        from loopml.monitoring import compare
     except ImportError:
         print("monitoring comparison skipped: loopml.monitoring.compare is not available")
         return True

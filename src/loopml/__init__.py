@@ -52,6 +52,7 @@ __all__ = [
     "RunStatus",
     "Settings",
     "active_run",
+    "automation",
     "create_experiment",
     "datasets",
     "end_run",
@@ -71,6 +72,7 @@ __all__ = [
     "log_params",
     "log_text",
     "models",
+    "monitoring",
     "pipeline",
     "pipelines",
     "register",
@@ -120,7 +122,7 @@ if TYPE_CHECKING:
     from loopml.tracking.entities import ArtifactInfo, Experiment, Metric, Run, RunStatus
 
 
-_SUBPACKAGES = ("datasets", "hpo", "models", "pipelines")
+_SUBPACKAGES = ("automation", "datasets", "hpo", "models", "monitoring", "pipelines")
 
 
 __getattr__ = lazy_exports(__name__, _EXPORTS, globals(), subpackages=_SUBPACKAGES)

@@ -54,6 +54,14 @@ class Settings:
     executor: str = field(default="inline", metadata=_doc(
         "Where pipeline steps and tuning trials run: inline, processes[:N], ray-local or "
         "ray://host:port."))
+    agent_interval: float = field(default=30.0, metadata=_doc(
+        "Seconds between two evaluations of the triggers by 'loopml agent'."))
+    agent_lease_ttl: float = field(default=15.0, metadata=_doc(
+        "Seconds an agent's leadership lasts unless renewed (renewed every third of it)."))
+    trigger_min_interval: float = field(default=600.0, metadata=_doc(
+        "Default minimum seconds between two firings of one trigger."))
+    monitor_webhooks: str = field(default="", metadata=_doc(
+        "Comma-separated http(s) URLs that monitoring alerts are POSTed to as JSON."))
 
     def __post_init__(self) -> None:
         home = Path(self.home).expanduser()
@@ -65,6 +73,11 @@ class Settings:
         if self.metric_flush_interval <= 0:
             raise InvalidArgument(
                 f"metric_flush_interval must be > 0 seconds, got {self.metric_flush_interval}")
+        if self.agent_interval <= 0 or self.agent_lease_ttl <= 0 or self.trigger_min_interval < 0:
+            raise InvalidArgument(
+                "agent_interval and agent_lease_ttl must be > 0 seconds and "
+                f"trigger_min_interval >= 0, got {self.agent_interval}, "
+                f"{self.agent_lease_ttl} and {self.trigger_min_interval}")
         if self.metric_buffer_size < 1 or self.blob_workers < 1:
             raise InvalidArgument("metric_buffer_size and blob_workers must be at least 1")
 

@@ -15,6 +15,7 @@ EXPECTED = [
     "search_runs", "set_tag", "set_tags", "start_run", "datasets",
     "ModelInfo", "load_model", "log_model", "register_model", "models",
     "Dataset", "hpo", "pipeline", "pipelines", "register", "step", "tune", "when",
+    "automation", "monitoring",
 ]
 
 

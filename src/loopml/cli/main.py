@@ -25,6 +25,11 @@ COMMANDS = {
     "tune": "loopml.cli.tune:tune",
     "serve": "loopml.cli.serve:serve",
     "deploy": "loopml.cli.deploy:deploy",
+    "monitor": "loopml.cli.monitor:monitor",
+    "agent": "loopml.cli.agent:agent",
+    "events": "loopml.cli.events:events",
+    "trigger": "loopml.cli.trigger:trigger",
+    "review": "loopml.cli.review:review",
 }
 
 

@@ -74,7 +74,7 @@ from loopml.monitoring.results import QualityIssue, QualityReport
 from loopml.profiling import ColumnProfile, TableProfile
 
 __all__ = ["DEFAULT_MISSING_MARGIN", "DEFAULT_RANGE_TOLERANCE", "DEFAULT_SIGNIFICANCE",
-           "QualityObserver", "conform", "quality_report"]
+           "QualityObserver", "quality_report"]
 
 DEFAULT_MISSING_MARGIN = 0.05
 DEFAULT_RANGE_TOLERANCE = 0.05

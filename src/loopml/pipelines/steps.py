@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+from loopml import durations
 from loopml.errors import InvalidArgument
 from loopml.pipelines.executors.base import Resources
 
@@ -23,25 +23,9 @@ __all__ = ["Step", "StepOptions", "parse_duration", "step"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
 def parse_duration(value: str | float | None, *, what: str = "timeout") -> float | None:
     """``"10m"``, ``"30s"``, ``"1.5h"``, ``250`` (seconds) → seconds; None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if match is None:
-            raise InvalidArgument(f"{what} {value!r} is not a duration; write e.g. '90s', "
-                                  "'10m', '2h' or a number of seconds")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds <= 0:
-        raise InvalidArgument(f"{what} must be positive, got {value!r}")
-    return seconds
+    return None if value is None else durations.parse_duration(value, what=what)
 
 
 @dataclass(frozen=True)
