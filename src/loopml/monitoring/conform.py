@@ -167,7 +167,7 @@ def _conformed(name: str, type_text: str, kind: str, values: pa.ChunkedArray,
                max_examples: int) -> tuple[Any, list[QualityIssue]]:
     """One column of the window as the reference's type, and what was wrong with it."""
     target, actual, rows = parse_arrow_type(type_text), values.type, len(values)
-    if target is None or actual == target:
+    if target is None or actual == target or str(actual) == type_text:
         if column_kind(actual) == kind:
             return values, []
         return values, [QualityIssue(name, "retyped_column", rows, rows,

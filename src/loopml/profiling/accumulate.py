@@ -15,9 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.types as pat
 
+from loopml.profiling.arrays import numpy_values
 from loopml.profiling.categories import DEFAULT_CAPACITY, CategoryCounter, value_counts
 from loopml.profiling.column import ColumnKind, ColumnProfile
-from loopml.profiling.hashing import hash_array, hash_numbers, temporal_as_integers
+from loopml.profiling.hashing import hash_array, hash_numbers
 from loopml.profiling.quantiles import QuantileSketch
 from loopml.profiling.scratch import scratch
 
@@ -44,14 +45,9 @@ def column_kind(arrow_type: pa.DataType) -> ColumnKind:
 
 def _numbers(values: pa.Array) -> Array:
     """The non-null values of a numeric Arrow array as a numpy array (zero-copy if possible)."""
-    kind = values.type
-    if pat.is_integer(kind):
-        return np.asarray(values.to_numpy(zero_copy_only=False))
-    if pat.is_floating(kind):
-        return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
-    if pat.is_decimal(kind):
-        return np.asarray(values.cast(pa.float64()).to_numpy(zero_copy_only=False))
-    return temporal_as_integers(values)
+    numbers = numpy_values(values)
+    return numbers.astype(np.float64) if numbers.dtype.kind == "f" and \
+        numbers.dtype != np.float64 else numbers
 
 
 def _dot(a: Array, b: Array) -> Any:

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.types as pat
 
 from loopml.errors import InvalidArgument
+from loopml.profiling.arrays import arrow_array, numpy_values
 from loopml.profiling.codec import require
 
 __all__ = ["DEFAULT_CAPACITY", "CategoryCounter", "Label", "value_counts"]
@@ -42,16 +43,17 @@ def value_counts(array: pa.Array) -> tuple[pa.Array, np.ndarray[Any, Any]]:
     """Distinct non-null values of ``array`` and how often each occurs."""
     if pat.is_dictionary(array.type):
         assert isinstance(array, pa.DictionaryArray)
-        indices = array.indices.drop_null().to_numpy(zero_copy_only=False)
-        counts = np.bincount(indices, minlength=len(array.dictionary))
+        indices = array.indices
+        counts = np.bincount(numpy_values(indices.drop_null() if indices.null_count
+                                          else indices), minlength=len(array.dictionary))
         present = np.flatnonzero(counts)
-        values = array.dictionary.take(pa.array(present))
+        values = array.dictionary.take(arrow_array(present))
         if values.null_count:  # a null inside the dictionary is a null value
             valid = values.is_valid()
-            return values.filter(valid), counts[present][valid.to_numpy(zero_copy_only=False)]
+            return values.filter(valid), counts[present][numpy_values(valid)]
         return values, counts[present]
     counted = pc.value_counts(array.drop_null() if array.null_count else array)
-    return counted.field("values"), counted.field("counts").to_numpy(zero_copy_only=False)
+    return counted.field("values"), numpy_values(counted.field("counts"))
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,14 @@ class CategoryCounter:
         other = 0
         if len(values) > capacity:
             # Keep the top `capacity` in Arrow before making Python objects of them.
-            order = pc.sort_indices(pa.table({"count": counts, "value": values}),
-                                    sort_keys=[("count", "descending"), ("value", "ascending")])
+            table = pa.Table.from_arrays([arrow_array(counts.astype(np.int64)), values],
+                                         names=["count", "value"])
+            order = pc.sort_indices(table, sort_keys=[("count", "descending"),
+                                                      ("value", "ascending")])
             keep = order[:capacity]
-            other = int(counts.sum()) - int(counts[keep.to_numpy()].sum())
-            values, counts = values.take(keep), counts[keep.to_numpy()]
+            kept = numpy_values(keep)
+            other = int(counts.sum()) - int(counts[kept].sum())
+            values, counts = values.take(keep), counts[kept]
         pairs = zip(values.to_pylist(), counts.tolist(), strict=True)
         return cls(tuple(sorted(pairs, key=_order)), other, capacity)
 

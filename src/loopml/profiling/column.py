@@ -6,9 +6,10 @@ epoch integers) get min, max, mean, variance and a quantile sketch; categorical 
 (strings, booleans, dictionaries) get category counts; all but "other" columns (lists, structs,
 binary) get a distinct-count estimate. NaN counts as a null.
 
-Mean and variance merge with Chan's parallel formula; everything else merges exactly, so the
-profile of a table equals the merge of the profiles of its parts up to float rounding of the
-mean and variance.
+Everything merges exactly, the mean and variance included (through exact sums, see
+:mod:`loopml.profiling.moments`): merged in any order or grouping, the profiles of the parts of
+a table equal the profile of one pass over the same batches. Category counts are the exception
+past their capacity (see :mod:`loopml.profiling.categories`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from loopml.errors import InvalidArgument
 from loopml.profiling.categories import CategoryCounter, Label
 from loopml.profiling.codec import require
 from loopml.profiling.distinct import HyperLogLog
+from loopml.profiling.moments import Moments, merge_moments
 from loopml.profiling.quantiles import QuantileSketch
 
 __all__ = ["SUMMARY_QUANTILES", "ColumnKind", "ColumnProfile"]
@@ -81,6 +83,9 @@ class ColumnProfile:
     sketch: QuantileSketch | None = None
     distinct_sketch: HyperLogLog | None = None
     categories: CategoryCounter | None = None
+    #: The exact sums behind ``mean`` and ``m2`` (see :mod:`loopml.profiling.moments`); None
+    #: when they are the statistics of one batch (the sums follow from them) or not finite.
+    sums: Moments | None = None
 
     @classmethod
     def empty(cls, kind: ColumnKind) -> ColumnProfile:
@@ -204,29 +209,26 @@ class ColumnProfile:
         if other.kind != self.kind:
             raise InvalidArgument(f"cannot merge a {self.kind} column profile with a "
                                   f"{other.kind} one")
-        count = self.count + other.count
-        mean, m2 = self.mean, self.m2
-        if other.count and self.count and self.mean is not None and other.mean is not None:
-            delta = other.mean - self.mean
-            mean = self.mean + delta * other.count / count
-            m2 = self.m2 + other.m2 + delta * delta * self.count * other.count / count
-        elif other.count:
-            mean, m2 = other.mean, other.m2
+        mean, m2, sums = merge_moments((self.count, self.mean, self.m2, self.sums),
+                                       (other.count, other.mean, other.m2, other.sums))
 
         def both(a: Any, b: Any) -> Any:
             return b if a is None else a if b is None else a.merge(b)
 
         return ColumnProfile(
-            self.kind, count, self.nulls + other.nulls, _merge_bound(self.min, other.min, min),
-            _merge_bound(self.max, other.max, max), mean, m2, both(self.sketch, other.sketch),
+            self.kind, self.count + other.count, self.nulls + other.nulls,
+            _merge_bound(self.min, other.min, min), _merge_bound(self.max, other.max, max),
+            mean, m2, both(self.sketch, other.sketch),
             both(self.distinct_sketch, other.distinct_sketch),
-            both(self.categories, other.categories))
+            both(self.categories, other.categories), sums)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict; :meth:`from_dict` gives back an equal profile."""
         data: dict[str, Any] = {"kind": self.kind, "count": self.count, "nulls": self.nulls}
         if self.kind == "numeric":
             data.update({key: _to_json(getattr(self, key)) for key in _MOMENTS})
+            if self.sums is not None:
+                data["sums"] = self.sums.to_json()
         if self.sketch is not None:
             data["sketch"] = self.sketch.to_dict()
         if self.distinct_sketch is not None:
@@ -243,12 +245,14 @@ class ColumnProfile:
             raise InvalidArgument(f"{what} kind must be one of {', '.join(KINDS)}, got {kind!r}")
         assert isinstance(data, dict)
         low, high, mean, m2 = (_from_json(data.get(key), key) for key in _MOMENTS)
+        count = require(data, "count", int, what=what)
         return cls(
-            kind, require(data, "count", int, what=what), require(data, "nulls", int, what=what),
+            kind, count, require(data, "nulls", int, what=what),
             low, high, None if mean is None else float(mean), float(m2 or 0.0),
             QuantileSketch.from_dict(data["sketch"]) if "sketch" in data else None,
             HyperLogLog.from_dict(data["distinct"]) if "distinct" in data else None,
-            CategoryCounter.from_dict(data["categories"]) if "categories" in data else None)
+            CategoryCounter.from_dict(data["categories"]) if "categories" in data else None,
+            Moments.from_json(count, data["sums"]) if "sums" in data else None)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ColumnProfile):

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from loopml.profiling.arrays import numpy_values
 from loopml.profiling.hashing import hash_array
 
 __all__ = ["DuplicateFinder"]
@@ -37,7 +38,7 @@ class DuplicateFinder:
         """Look at the values of ``values`` (nulls are skipped); ``first_row`` is the row number
         of its first element, for the examples' row numbers."""
         if values.null_count:
-            positions = np.flatnonzero(values.is_valid().to_numpy(zero_copy_only=False))
+            positions = np.flatnonzero(numpy_values(values.is_valid()))
             values = values.filter(values.is_valid())
         else:
             positions = np.arange(len(values))

@@ -19,9 +19,10 @@ import pyarrow as pa
 import pyarrow.types as pat
 
 from loopml.errors import InvalidArgument
+from loopml.profiling.arrays import numpy_values
 from loopml.profiling.scratch import scratch
 
-__all__ = ["hash_array", "hash_numbers", "hash_strings", "splitmix64", "temporal_as_integers"]
+__all__ = ["hash_array", "hash_numbers", "hash_strings", "splitmix64"]
 
 U64 = np.uint64
 _GOLDEN = U64(0x9E3779B97F4A7C15)
@@ -124,14 +125,9 @@ def hash_strings(array: pa.Array) -> np.ndarray[Any, np.dtype[np.uint64]]:
     return out
 
 
-def temporal_as_integers(array: pa.Array) -> np.ndarray[Any, Any]:
-    """The integers behind dates, times, timestamps and durations (epoch units of the type)."""
-    integer = pa.int32() if array.type.bit_width == 32 else pa.int64()
-    return np.asarray(array.view(integer).to_numpy(zero_copy_only=False))
-
-
 def hash_array(array: pa.Array) -> np.ndarray[Any, np.dtype[np.uint64]]:
-    """Stable hashes of the values of an Arrow array holding no nulls.
+    """Stable hashes of the values of an Arrow array (null slots hash as zero or the empty
+    string: drop nulls first where they matter).
 
     Numbers, temporal values and booleans hash by value, strings and binary by content, and a
     dictionary array by its decoded values. Other types raise
@@ -140,18 +136,13 @@ def hash_array(array: pa.Array) -> np.ndarray[Any, np.dtype[np.uint64]]:
     kind = array.type
     if pat.is_dictionary(kind):
         assert isinstance(array, pa.DictionaryArray)
-        indices = array.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        indices = numpy_values(array.indices, fill=0)
         return np.asarray(hash_array(array.dictionary)[indices], dtype=np.uint64)
     if pat.is_string(kind) or pat.is_large_string(kind) or pat.is_binary(kind) or \
             pat.is_large_binary(kind) or pat.is_string_view(kind) or pat.is_binary_view(kind):
         return hash_strings(array)
-    if pat.is_boolean(kind):
-        return hash_numbers(array.to_numpy(zero_copy_only=False))
-    if pat.is_integer(kind) or pat.is_floating(kind):
-        return hash_numbers(array.to_numpy(zero_copy_only=False))
-    if pat.is_temporal(kind):
-        return hash_numbers(temporal_as_integers(array))
-    if pat.is_decimal(kind):
-        return hash_numbers(array.cast(pa.float64()).to_numpy(zero_copy_only=False))
+    if pat.is_boolean(kind) or pat.is_integer(kind) or pat.is_floating(kind) or \
+            pat.is_decimal(kind) or (pat.is_temporal(kind) and not pat.is_interval(kind)):
+        return hash_numbers(numpy_values(array, fill=0))
     raise InvalidArgument(f"cannot hash values of type {kind}; supported: numbers, booleans, "
                           "strings, binary, dates and times, and dictionaries of those")

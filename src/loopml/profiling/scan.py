@@ -31,7 +31,8 @@ from loopml.profiling.table import TableProfile
 __all__ = ["BatchObserver", "profile_table"]
 
 _MAX_THREADS = 4
-_READ_AHEAD = 2
+# One batch read ahead overlaps reading with profiling; more only holds more memory.
+_READ_AHEAD = 1
 
 
 class BatchObserver(Protocol):
