@@ -57,6 +57,7 @@ from collections.abc import Sequence
 from statistics import NormalDist
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.types as pat
@@ -72,6 +73,7 @@ from loopml.monitoring.conform import (
 )
 from loopml.monitoring.results import QualityIssue, QualityReport
 from loopml.profiling import ColumnProfile, TableProfile
+from loopml.profiling.arrays import arrow_array
 
 __all__ = ["DEFAULT_MISSING_MARGIN", "DEFAULT_RANGE_TOLERANCE", "DEFAULT_SIGNIFICANCE",
            "QualityObserver", "quality_report"]
@@ -145,7 +147,9 @@ class _Column:
         least, most = extremes["min"].as_py(), extremes["max"].as_py()
         if least is None or (low <= least and most <= high) or math.isnan(least):
             return
-        outside = pc.or_(pc.less(array, low), pc.greater(array, high))
+        # Bounds as Arrow scalars: a Python float here would make pyarrow import pandas.
+        bounds = arrow_array(np.array([low, high], dtype=np.float64))
+        outside = pc.or_(pc.less(array, bounds[0]), pc.greater(array, bounds[1]))
         count = outside.true_count
         if count:
             self.outside += count
