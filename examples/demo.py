@@ -1,166 +1,325 @@
-"""The loopml demo, on the embedded default store (./.loopml), with no configuration:
+"""The loopml demo: a churn model that learns over time with no one pushing buttons.
 
-1. the bundled breast-cancer data becomes a dataset version (schema + statistics);
-2. four scikit-learn models train on it, each a tracked run (params, metric curves,
-   artifacts, code and environment; the dataset version recorded as the run's input);
-3. every model is logged and registered; the best by AUC gets the ``production`` alias
-   (an audited move);
-4. ``models:/breast-cancer@production`` is loaded back and scores the holdout rows;
-5. a retraining pipeline (prepare → train → evaluate → register if it beats the champion)
-   runs twice: the second run is served from the step cache, and its register step is
-   skipped because the challenger does not beat the champion;
-6. the CLI prints the comparison table, the registry, the pipeline's DAG and the lineage.
+A synthetic stream of telecom customers (examples/churn_stream.py) changes at known weeks: in
+week 11 prices rise and a competitor opens in the south (a concept drift), in week 15 the
+company opens a new region. The demo runs the whole loop on the embedded default store of a
+fresh workspace (a new temporary directory, or ``--workdir DIR``; its ``.loopml`` holds the
+SQLite database and the blobs, so the demo runs the same on a fresh clone and every time):
 
-    make demo          # or: python examples/demo.py
+1. weeks 1-10 of labelled customers become dataset ``churn@1``; the retraining pipeline
+   (examples/churn_pipeline.py) trains and registers ``churn`` v1, which passes its gate
+   and becomes ``churn@production``; deployment ``churn-api`` serves it over HTTP;
+2. week 10's requests look like the training data: monitoring finds no drift;
+3. week 11's requests drift: monitoring of the payload log raises alerts and writes the
+   HTML report;
+4. the customers' outcomes since the change arrive (``churn@2``), and the agent (the
+   triggers of the workspace's ``loopml.yaml``, evaluated once as ``loopml agent --once``
+   does) retrains on the drift alert, gates the challenger against the champion on the
+   same held-out rows and starts a canary;
+5. the canary answers a quarter of the traffic, then is promoted;
+6. a deliberately weaker model, fired by hand, fails its gate and is rejected;
+7. a code change adds features that cannot handle the new region: it passes its gate, but
+   as a canary it fails on live requests; the server rolls it back by itself and no client
+   request fails.
+
+It prints the timeline of every decision with its numbers, and exits 1 if any step of the
+loop did not happen. Time is compressed: a canary lasts seconds here, not minutes.
+
+    make demo          # or: python examples/demo.py [--workdir DIR]
 """
 
 from __future__ import annotations
 
-import subprocess
+import argparse
 import sys
-import tempfile
+import time
+from collections import Counter
 from pathlib import Path
 
-import pandas as pd
-from sklearn.datasets import load_breast_cancer
-from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
-from sklearn.model_selection import train_test_split
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+import churn_stream as stream
+from demo_loop import (
+    DemoFailed,
+    Server,
+    Workspace,
+    check,
+    describe_answers,
+    events_since,
+    expect_kinds,
+    make_workspace,
+    print_events,
+    say,
+    send,
+    step,
+    wait_logged,
+)
 
 import loopml
+import loopml.monitoring
+from loopml.automation.agent import Agent, TickResult, fire_trigger
+from loopml.automation.project import Project, load_project
+from loopml.automation.rollout import Rollout, list_rollouts, on_candidate
+from loopml.client.fluent import set_default_client
+from loopml.deployments.api import Deployments
+from loopml.tracking.records import now_ms
 
-EXPERIMENT = "breast-cancer"
-DATASET = "breast-cancer"
-MODEL = "breast-cancer"
+SEED = 0
+MODEL, DEPLOYMENT, DATASET = "churn", "churn-api", "churn"
+GATE = "{metric: auc, target: churned, margin: 0.005, slices: [region], threshold: 0.65}"
 
-CANDIDATES = {
-    "logreg": (lambda p: make_pipeline(StandardScaler(), LogisticRegression(**p)),
-               {"C": 1.0, "max_iter": 500}),
-    "knn": (lambda p: make_pipeline(StandardScaler(), KNeighborsClassifier(**p)),
-            {"n_neighbors": 7}),
-    "rf": (lambda p: RandomForestClassifier(**p), {"n_estimators": 200, "max_depth": 6,
-                                                   "random_state": 0}),
-    "gb": (lambda p: GradientBoostingClassifier(**p), {"n_estimators": 150,
-                                                       "learning_rate": 0.1,
-                                                       "random_state": 0}),
-}
-
-
-def cli(*args: str) -> int:
-    print(f"\n$ loopml {' '.join(args)}", flush=True)
-    return subprocess.call([sys.executable, "-m", "loopml.cli.main", *args])
-
-
-def register_data(workdir: Path) -> str:
-    frame = load_breast_cancer(as_frame=True).frame
-    frame.columns = [c.replace(" ", "_") for c in frame.columns]
-    path = workdir / "breast_cancer.csv"
-    frame.to_csv(path, index=False)
-    version = loopml.datasets.add(path, DATASET, message="scikit-learn's bundled data")
-    state = "unchanged" if version.unchanged else "new"
-    print(f"dataset {version.ref} ({state}): {version.rows} rows, "
-          f"{len(version.schema or [])} columns")
-    return version.ref
-
-
-def train_one(name: str, data_ref: str) -> str:
-    build, params = CANDIDATES[name]
-    with loopml.start_run(EXPERIMENT, name=name) as run:
-        frame = loopml.datasets.load_table(data_ref)  # recorded as this run's input
-        x, y = frame.drop(columns="target"), frame["target"]
-        x_train, x_test, y_train, y_test = train_test_split(
-            x, y, test_size=0.25, random_state=42, stratify=y)
-        run.log_params({"model": name, **params, "train_rows": len(x_train)})
-        model = build(params).fit(x_train, y_train)
-        if name == "gb":  # a learning curve: one point per boosting stage
-            for step, proba in enumerate(model.staged_predict_proba(x_test)):
-                run.log_metric("test_auc_curve", roc_auc_score(y_test, proba[:, 1]), step=step)
-        proba = model.predict_proba(x_test)[:, 1]
-        predicted = (proba >= 0.5).astype(int)
-        run.log_metrics({"auc": roc_auc_score(y_test, proba),
-                         "accuracy": accuracy_score(y_test, predicted),
-                         "f1": f1_score(y_test, predicted)})
-        run.log_dict({"holdout_rows": len(x_test)}, "evaluation/summary.json")
-        info = loopml.log_model(model, input_example=x_train.head(5),
-                                registered_model_name=MODEL)
-        assert info.registered_version is not None
-        print(f"  {name:7s} auc={roc_auc_score(y_test, proba):.4f} -> "
-              f"registered {info.registered_version.ref}")
-        return run.id
+PROJECT = f"""\
+# The triggers of the churn model and how the versions they build go live (written by
+# examples/demo.py). Try: loopml trigger list; loopml events; loopml agent --once
+defaults:
+  pipeline: churn_pipeline.py:retrain
+  model: {MODEL}
+  deployment: {DEPLOYMENT}
+  min_interval: 10m
+  policy:
+    # the challenger must beat the champion's AUC by 0.005 on the held-out rows of the
+    # newest data, and lose no more than 0.02 in any region
+    gate: {GATE}
+    # a canary of a quarter of the traffic (seconds here, minutes in production), rolled
+    # back by the server as soon as more than 5% of its answers fail
+    rollout: {{mode: canary, deployment: {DEPLOYMENT}, percent: 25, minutes: 0.1,
+              max_error_rate: 0.05, window_s: 10, min_requests: 10}}
+triggers:
+  drift:       {{kind: drift, kinds: [drift, prediction_drift]}}
+  more-data:   {{kind: new_data, dataset: {DATASET}, min_rows: 2000}}
+  code:        {{kind: code_change}}
+  small-model: {{kind: manual, params: {{features: small}}}}
+"""
 
 
-@loopml.step
-def prepare(data: loopml.Dataset) -> pd.DataFrame:
-    return data.to_pandas()
+class Demo:
+    def __init__(self, workspace: Workspace) -> None:
+        self.ws = workspace
+        self.client = loopml.Client(workspace.settings())
+        set_default_client(self.client)  # Dataset("churn@latest") & co
+        self.project: Project = load_project(workspace.project)
+        self.start = now_ms()
+        self.server: Server | None = None
+        self.sent: Counter[tuple[int, int | None]] = Counter()  # (status, version) answers
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        self.client.close()
+
+    # -- the agent -------------------------------------------------------------------------
+    def agent(self, what: str, *, show_waiting: bool = False) -> TickResult:
+        """One evaluation of every trigger, as ``loopml agent --once`` does: fire, run the
+        pipelines, hand their versions to the gate and rollout policy, advance rollouts."""
+        mark = now_ms()
+        with self.ws.log.open("a") as log:
+            result = Agent(self.project, client=self.client,
+                           log=lambda line: print(f"agent: {line}", file=log, flush=True)
+                           ).run(once=True)
+        say(f"agent ({what}):")
+        print_events([e for e in events_since(self.client, mark) if e.source == "automation"],
+                     self.start, skip=("candidate",), brief=True)
+        waited: dict[str, list[str]] = {}
+        for name, why in result.waiting.items() if show_waiting else ():
+            waited.setdefault(why.replace(f"{self.ws.root}/", ""), []).append(name)
+        for why, names in waited.items():
+            say(f"({', '.join(names)} waited: {why})", indent=10)
+        return result
+
+    def production(self) -> int:
+        return self.client.get_model_version(f"{MODEL}@production").version
+
+    def rollout(self, version: int) -> Rollout:
+        found = [r for r in list_rollouts(model=MODEL, client=self.client)
+                 if r.challenger == version]
+        check(len(found) == 1, f"expected one rollout of {MODEL} v{version}, found {found}")
+        return found[0]
+
+    # -- the story ---------------------------------------------------------------------------
+    def first_model(self) -> None:
+        with step("1. Weeks 1-10: the first model, gated, promoted, deployed and served"):
+            history = stream.history(range(1, stream.DRIFT_WEEK), 250, seed=SEED)
+            path = self.ws.data("weeks-01-10.parquet")
+            history.to_parquet(path)
+            data = self.client.add_dataset(path, DATASET, message="labelled weeks 1-10")
+            say(f"dataset {data.ref}: {data.rows:,} labelled customers, churn rate "
+                f"{history[stream.TARGET].mean():.1%}")
+            retrain = self.project.trigger("code").pipeline  # the workspace's pipeline file
+            from loopml.pipelines.loading import load_object
+
+            run = load_object(retrain).run(client=self.client, progress=False)
+            first = self.client.get_model_version(f"{MODEL}/1")
+            say(f"pipeline run {run.run_id[:8]} registered {first.ref} "
+                f"(val_auc {first.metrics['val_auc']:.4f})")
+            # The same gate as loopml.yaml's (no champion yet: judged on its threshold), and
+            # a direct rollout: the first version goes straight to production.
+            on_candidate(first.ref, "first-model", client=self.client, policy={
+                "gate": self.project.triggers[0].policy["gate"],
+                "rollout": {"mode": "direct"}})
+            check(self.production() == 1, "churn v1 did not become churn@production")
+            loopml.monitoring.set_reference(first.ref, data.ref, predict=True,
+                                            target=stream.TARGET, client=self.client)
+            Deployments(self.client.meta, actor="demo").create(
+                DEPLOYMENT, model=f"{MODEL}@production", reason="the first churn model")
+            self.server = Server(DEPLOYMENT, self.ws.settings(), self.ws.log)
+            print_events(events_since(self.client, self.start), self.start, brief=True)
+            say(f"{MODEL}@production is v1; deployment {DEPLOYMENT} serves it at "
+                f"{self.server.url}")
+
+    def traffic(self, week: int, rows: int) -> int:
+        assert self.server is not None
+        requests = stream.requests(week, rows, seed=SEED)
+        counts = send(self.server.port, requests)
+        self.sent.update(counts)
+        check(set(s for s, _ in counts) == {200}, f"week {week}: requests failed: {counts}")
+        return sum(counts.values())
+
+    def monitoring(self) -> None:
+        sent = 0
+        with step(f"2. Week {stream.DRIFT_WEEK - 1}: business as usual"):
+            sent += self.traffic(stream.DRIFT_WEEK - 1, 400)
+            wait_logged(self.client, DEPLOYMENT, sent)
+            report = loopml.monitoring.monitor(DEPLOYMENT, last=400, client=self.client)
+            drift = report.drift
+            check(drift is not None and not drift.drifted,
+                  f"week {stream.DRIFT_WEEK - 1} should not drift: {report.failed_checks}")
+            assert drift is not None
+            say(f"400 requests answered; monitoring of the payload log: drift score "
+                f"{drift.score:.2f} (alert at {drift.threshold:g}), no column drifted")
+        with step(f"3. Week {stream.DRIFT_WEEK}: prices rise, a competitor opens in the "
+                  "south (the drift)"):
+            sent += self.traffic(stream.DRIFT_WEEK, 400)
+            wait_logged(self.client, DEPLOYMENT, sent)
+            html = self.ws.root / f"monitoring-week-{stream.DRIFT_WEEK}.html"
+            report = loopml.monitoring.monitor(DEPLOYMENT, last=400, html=html,
+                                               client=self.client)
+            drift = report.drift
+            check(drift is not None and drift.drifted,
+                  f"week {stream.DRIFT_WEEK} should drift: {report.to_dict()['drift']}")
+            assert drift is not None
+            say(f"drift score {drift.score:.2f}; drifted: {', '.join(drift.drifted_columns)}; "
+                f"HTML report: {html}")
+            alerts = loopml.monitoring.list_alerts(DEPLOYMENT, client=self.client)
+            check(bool(alerts), "monitoring raised no alert")
+            for alert in alerts:
+                say(f"alert ({alert.kind}): {alert.message}", indent=6)
+
+    def retrain_on_drift(self) -> None:
+        with step(f"4. Outcomes of weeks {stream.DRIFT_WEEK}-{stream.DRIFT_WEEK + 2} arrive; "
+                  "the agent retrains"):
+            fresh = stream.history(range(stream.DRIFT_WEEK, stream.DRIFT_WEEK + 3), 1200,
+                                   seed=SEED)
+            path = self.ws.data(f"weeks-{stream.DRIFT_WEEK}-{stream.DRIFT_WEEK + 2}.parquet")
+            fresh.to_parquet(path)
+            data = self.client.append_dataset(DATASET, path, message="outcomes since the "
+                                              "price rise")
+            say(f"dataset {data.ref}: {data.rows:,} rows (+{len(fresh):,}), churn rate of "
+                f"the new customers {fresh[stream.TARGET].mean():.1%}")
+            mark = now_ms()
+            self.agent("a drift alert and new data", show_waiting=True)
+            expect_kinds(events_since(self.client, mark),
+                         ["trigger_fired", "run_started", "run_succeeded", "gate_passed",
+                          "rollout_started", "deploy_updated"], "retrain on drift")
+            check(self.rollout(2).stage == "canary", "churn v2 is not a canary")
+
+        with step(f"5. Week {stream.DRIFT_WEEK + 3}: the canary answers 25% of the traffic"):
+            assert self.server is not None
+            requests = stream.requests(stream.DRIFT_WEEK + 3, 400, seed=SEED)
+            deadline = self.rollout(2).deadline_at or 0
+            counts = send(self.server.port, requests,
+                          seconds=max(1.0, (deadline - now_ms()) / 1000 + 0.5))
+            self.sent.update(counts)
+            say(describe_answers(counts))
+            check(set(s for s, _ in counts) == {200}, f"canary requests failed: {counts}")
+            check(any(v == 2 for _, v in counts), "the canary answered no request")
+            time.sleep(0.6)  # the server writes its payload log every half second
+            self.agent("the canary's time is up")
+            check(self.rollout(2).outcome == "promoted", "churn v2 was not promoted")
+            check(self.production() == 2, "churn@production is not v2")
+
+    def rejected(self) -> None:
+        with step("6. A teammate tries a cheaper model: loopml trigger fire small-model"):
+            fire_trigger("small-model", project=self.project, client=self.client, by="demo")
+            self.agent("fired by hand")
+            check(self.rollout(3).outcome == "rejected", "churn v3 was not rejected")
+            check(self.production() == 2, "churn@production moved away from v2")
+
+    def rolled_back(self) -> None:
+        week = stream.NEW_REGION_WEEK
+        with step(f"7. Week {week}: a code change (region x contract features) and a new "
+                  "region, central"):
+            source = self.ws.pipeline.read_text()
+            changed = source.replace("    region_x_contract = False",
+                                     "    region_x_contract = True")
+            check(changed != source, "the pipeline has no region_x_contract switch")
+            self.ws.pipeline.write_text(changed)
+            say(f"edited {self.ws.pipeline.name}: region_x_contract = True")
+            self.agent("the pipeline's code changed")
+            check(self.rollout(4).stage == "canary", "churn v4 is not a canary")
+            assert self.server is not None
+            deploys = Deployments(self.client.meta)
+
+            def rolled_back() -> bool:
+                return deploys.history(DEPLOYMENT)[-1].kind == "auto-rollback"
+
+            requests = stream.requests(week, 400, seed=SEED)
+            counts = send(self.server.port, requests, until=rolled_back, seconds=30)
+            check(rolled_back(), "the server did not roll the failing canary back")
+            counts.update(send(self.server.port, requests[:100]))  # after the rollback
+            central = sum(r["region"] == "central" for r in requests) / len(requests)
+            say(f"{describe_answers(counts)}; {central:.0%} of this week's customers are in "
+                "central, which v4 cannot score")
+            self.sent.update(counts)
+            check(set(s for s, _ in counts) == {200}, f"client requests failed: {counts}")
+            self.agent("after the server's rollback")
+            check(self.rollout(4).outcome == "rolled_back", "churn v4 was not rolled back")
+            check(self.production() == 2, "churn@production is not v2")
+            check(deploys.get(DEPLOYMENT).policy.canary is None, "the canary was not removed")
+
+    def timeline(self) -> None:
+        events = events_since(self.client, self.start)
+        expect_kinds(events, [
+            "gate_passed", "promoted", "deploy_created", "alert_drift", "trigger_fired",
+            "run_succeeded", "gate_passed", "rollout_started", "promoted", "trigger_fired",
+            "gate_failed", "rejected", "trigger_fired", "gate_passed", "rollout_started",
+            "deploy_auto-rollback", "rolled_back"], "the whole loop")
+        check(set(s for s, _ in self.sent) == {200}, f"client requests failed: {self.sent}")
+        print(f"\n== The timeline (seconds since the start; `loopml events` in "
+              f"{self.ws.root} shows it again)")
+        print_events(events, self.start, skip=("candidate",))
 
 
-@loopml.step
-def train(frame: pd.DataFrame, *, learning_rate: float) -> GradientBoostingClassifier:
-    x_train, _, y_train, _ = _split(frame)
-    return GradientBoostingClassifier(learning_rate=learning_rate, random_state=0).fit(
-        x_train, y_train)
-
-
-@loopml.step
-def evaluate(model: GradientBoostingClassifier, frame: pd.DataFrame) -> dict[str, float]:
-    _, x_test, _, y_test = _split(frame)
-    auc = float(roc_auc_score(y_test, model.predict_proba(x_test)[:, 1]))
-    loopml.log_metric("auc", auc)
-    return {"auc": auc}
-
-
-def _split(frame: pd.DataFrame) -> list[pd.DataFrame]:
-    return train_test_split(frame.drop(columns="target"), frame["target"], test_size=0.25,
-                            random_state=42, stratify=frame["target"])
-
-
-@loopml.pipeline
-def retrain(data: loopml.Dataset = loopml.Dataset(f"{DATASET}@latest"),
-            learning_rate: float = 0.1):
-    frame = prepare(data)
-    model = train(frame, learning_rate=learning_rate)
-    metrics = evaluate(model, frame)
-    loopml.register(model, name=MODEL, metrics=metrics, alias="production",
-                    when="metrics['auc'] > champion['auc']")
-
-
-def main() -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        data_ref = register_data(Path(tmp))
-    run_ids = [train_one(name, data_ref) for name in CANDIDATES]
-    client = loopml.client.default_client()
-    best = client.best_model_version(MODEL, metric="auc", where=f"attributes.run_id IN "
-                                     f"({', '.join(repr(r) for r in run_ids)})")
-    if best is None or best.metrics["auc"] < 0.9:
-        print("no model reached AUC 0.9: something is wrong", file=sys.stderr)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="a new or empty directory for the workspace (default: a new "
+                             "temporary directory)")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    try:
+        workspace = make_workspace(args.workdir, PROJECT)
+    except DemoFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
-    client.set_model_alias(MODEL, "production", best.version,
-                           reason=f"best auc of this demo run ({best.metrics['auc']:.4f})")
-    # Tree models are stored with skops, which asks for trust before loading some of their
-    # types: these are our own models, trained a moment ago.
-    production = loopml.load_model(f"models:/{MODEL}@production", trusted=True)
-    frame = loopml.datasets.load_table(data_ref)
-    sample = frame.drop(columns="target").sample(50, random_state=1)
-    accuracy = (production.predict(sample) == frame.loc[sample.index, "target"]).mean()
-    print(f"\nmodels:/{MODEL}@production is {best.ref} ({best.flavor}); "
-          f"accuracy on 50 rows: {accuracy:.2f}")
-    if accuracy < 0.8:
+    print(f"workspace: {workspace.root} (store: .loopml; triggers: loopml.yaml; "
+          f"logs: {workspace.log.name})")
+    demo = Demo(workspace)
+    try:
+        demo.first_model()
+        demo.monitoring()
+        demo.retrain_on_drift()
+        demo.rejected()
+        demo.rolled_back()
+        demo.timeline()
+    except (DemoFailed, loopml.LoopmlError) as exc:
+        print(f"\nthe loop did not complete: {exc}\n(see {workspace.log})", file=sys.stderr)
         return 1
-    print("\nretraining pipeline, twice (the second run reuses every cached step):")
-    first = retrain.run(progress=True)
-    again = retrain.run(progress=True)
-    if again.step("train").status.value != "cached":
-        return 1
-    codes = [cli("runs", "compare", *run_ids),
-             cli("models", "versions", MODEL),
-             cli("models", "history", MODEL, "--alias", "production"),
-             cli("pipelines", "show", first.run_id),
-             cli("data", "lineage", data_ref)]
-    return 1 if any(codes) else 0
+    finally:
+        demo.close()
+    print(f"\nThe loop completed in {time.monotonic() - started:.0f} s: {MODEL}@production is "
+          f"v2, the drift retrain; v3 was rejected by its gate, v4 rolled back by the server.")
+    print(f"Client requests: {describe_answers(demo.sent)}.")
+    print(f"HTML monitoring report: {workspace.root}/monitoring-week-{stream.DRIFT_WEEK}.html")
+    print(f"Look around: cd {workspace.root} && loopml events && loopml trigger list")
+    return 0
 
 
 if __name__ == "__main__":
