@@ -229,6 +229,68 @@ def test_agent_retries_a_failed_run_and_hands_the_candidate(client: Client) -> N
     assert len(handed) == 1 and _kinds(meta)[-1] == "candidate"
 
 
+def test_a_failing_hand_off_is_recorded_and_retried_then_given_up(client: Client) -> None:
+    """The rollout policy failing on a candidate never drops it silently: each failure is
+    an event with the reason, the candidate is handed again on the next evaluation, up to
+    three attempts; a later success ends the retries."""
+    failures = {"left": 2}
+    handed: list[int] = []
+
+    def hook(version: Any, trigger: Any) -> None:
+        handed.append(version.version)
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError(f"deployment away ({failures['left']} more)")
+
+    agent = Agent(_project(), client=client, on_candidate=hook)
+    fire_trigger("by-hand", project=agent.project, client=client)
+    agent.run(once=True)
+    agent.run(once=True)
+    agent.run(once=True)
+    agent.run(once=True)  # handed: nothing more to do
+    assert handed == [1, 1, 1]
+    failed = [e for e in list_events(client.meta) if e.kind == "candidate_failed"]
+    assert [e.data["attempt"] for e in failed] == [1, 2]
+    assert failed[0].reason == (
+        "the rollout policy failed on churn v1 (attempt 1 of 3): RuntimeError: deployment "
+        "away (1 more); handing it again on the next evaluation")
+    assert failed[0].trigger == "by-hand" and failed[0].version == 1
+    assert _kinds(client.meta).count("candidate") == 1
+    with client.meta.read() as conn:
+        assert records.list_runs(conn)[0].candidate == "handed"
+
+    failures["left"] = 99  # the second retrain's candidate fails every time
+    fire_trigger("by-hand", project=agent.project, client=client)
+    for _ in range(4):
+        agent.run(once=True)
+    assert handed == [1, 1, 1, 2, 2, 2]
+    last = [e for e in list_events(client.meta) if e.kind == "candidate_failed"][-1]
+    assert last.version == 2 and last.data["gave_up"] is True
+    assert "(attempt 3 of 3)" in last.reason and "giving up: nothing was promoted; hand it " \
+        "again with loopml.automation.on_candidate('churn/2', 'by-hand')" in last.reason
+    with client.meta.read() as conn:
+        assert records.list_runs(conn)[0].candidate == "failed"
+        assert records.waiting_candidates(conn) == []
+
+
+def test_rollouts_advance_with_a_hook_of_the_caller(client: Client) -> None:
+    """``run(once=True)`` with a custom ``on_candidate`` still advances unfinished
+    rollouts (here one an agent left recorded but not taken: it is promoted)."""
+    from loopml.automation import rollout_records
+    from loopml.automation.rollout import RolloutPolicy, get_rollout
+
+    with client.meta.write() as conn:
+        registry.insert_version(conn, "churn", tree="0" * 64, flavor="sklearn")
+        left = rollout_records.insert_rollout(
+            conn, model="churn", challenger=1, champion=None, deployment=None,
+            mode="direct", now=1000, state={"policy": RolloutPolicy().to_dict(),
+                                            "trigger": "by-hand", "gate": {"passed": True}})
+    Agent(_project(), client=client, on_candidate=lambda version, trigger: None).run(
+        once=True)
+    assert get_rollout(left.id, client=client).outcome == "promoted"
+    assert client.get_model_version("churn@production").version == 1
+
+
 def test_agent_gives_up_after_its_retries(client: Client) -> None:
     agent = Agent(_project(fail_times=5, max_retries=1), client=client,
                   on_candidate=lambda version, trigger: None)

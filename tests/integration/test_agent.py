@@ -210,6 +210,83 @@ def test_sigterm_stops_the_agent_gracefully(project: Path, client: Client) -> No
     assert lease is not None and lease.expires_at == 0  # released for the next agent
 
 
+FOREST = '''
+import pandas as pd
+from loopml.pipelines import Dataset, pipeline, register, step
+
+
+@step
+def fit(data: Dataset):
+    from sklearn.ensemble import RandomForestClassifier
+
+    df = data.to_pandas()
+    forest = RandomForestClassifier(n_estimators=10, random_state=0)
+    return forest.fit(df[["a", "b"]].to_numpy(), df["y"].to_numpy())
+
+
+@pipeline
+def churn(data: Dataset = Dataset("toy@latest")):
+    register(fit(data), name="toy")
+'''
+
+FOREST_PROJECT = '''
+defaults:
+  pipeline: train.py:churn
+  model: toy
+  deployment: toy-api
+  min_interval: 0
+  policy:
+    gate: {metric: accuracy, target: y}
+    rollout: {mode: canary, percent: 10, minutes: 5}
+triggers:
+  by-hand: {kind: manual}
+  settings: {kind: code_change, paths: [settings.yaml]}
+'''
+
+
+def test_the_agent_takes_a_forest_from_nothing_to_production_then_to_a_canary(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In process: a canary policy whose deployment comes from defaults loads; the first
+    version (a random forest, stored with skops) passes its gate, and the deployment that
+    does not exist yet is created serving it; a change of a watched file that is no
+    pipeline code starts a retrain compared with the code that built production."""
+    from loopml.automation import records
+    from loopml.automation.agent import Agent, fire_trigger
+    from loopml.automation.project import load_project
+    from loopml.automation.rollout import list_rollouts
+    from loopml.deployments.api import Deployments
+
+    (tmp_path / "train.py").write_text(FOREST)
+    (tmp_path / "loopml.yaml").write_text(FOREST_PROJECT)
+    (tmp_path / "settings.yaml").write_text("depth: 3\n")
+    monkeypatch.chdir(tmp_path)
+    client = Client(loopml.load_settings(home=tmp_path / ".loopml", progress=False,
+                                         environ={}, config_file=tmp_path / "none.toml"))
+    try:
+        client.add_dataset(_table(tmp_path / "v1.parquet", 400, 0), "toy")
+        project = load_project(tmp_path / "loopml.yaml")
+        fire_trigger("by-hand", project=project, client=client, by="test")
+        Agent(project, client=client).run(once=True)
+        assert client.get_model_version("toy@production").version == 1
+        assert Deployments(client.meta).get("toy-api").policy.model == "toy@production"
+        kinds = [e.kind for e in list_events(client.meta, model="toy")]
+        assert sorted(kinds[-5:]) == ["candidate", "deploy_created", "gate_passed",
+                                      "promoted", "rollout_started"], kinds
+        with client.meta.read() as conn:
+            state = records.get_state(conn, "settings")
+        assert state is not None and list(state.baseline["built"]) == ["1"]
+
+        (tmp_path / "settings.yaml").write_text("depth: 4\n")
+        Agent(project, client=client).run(once=True)
+        fired = [e for e in list_events(client.meta, kind="trigger_fired")][-1]
+        assert fired.trigger == "settings" and fired.reason == (
+            "settings.yaml changed since toy v1 (production) was built")
+        [second] = [r for r in list_rollouts(model="toy", client=client) if r.challenger == 2]
+        assert (second.mode, second.stage) == ("canary", "canary"), second.reason
+    finally:
+        client.close()
+
+
 def _wait(condition: Any, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

@@ -37,7 +37,7 @@ from loopml.automation.rollout import (
 )
 from loopml.deployments.api import Deployments
 from loopml.deployments.records import apply_rollback
-from loopml.errors import Conflict, InvalidArgument
+from loopml.errors import Conflict, InvalidArgument, NotFound
 from loopml.models import save_model
 from loopml.serving.payload_log import SegmentSink
 
@@ -157,6 +157,73 @@ def test_direct_rollout_of_a_candidate_and_rejection_of_a_worse_one(
                          rows=1, data="", reason="worse")
         start_rollout(f"{name}/3", policy=RolloutPolicy(), gate=bad, client=client)
     _assert_never_failed(client, name)
+
+
+def test_the_first_version_creates_its_missing_deployment(
+        client: loopml.Client, packages: dict[str, Path]) -> None:
+    """No champion and no deployment yet: the first version goes live directly (a canary
+    has nothing to share traffic with) and the deployment is created, following the alias;
+    with a champion, a missing deployment is an error that says what to do (the agent
+    records it and hands the candidate again)."""
+    name = f"m{uuid.uuid4().hex[:8]}"
+    for kind in ("good", "good"):
+        client.register_model(packages[kind], name)
+    policy = {"gate": GATE, "rollout": {"mode": "canary", "percent": 10, "minutes": 5,
+                                        "deployment": f"{name}-api"}}
+    first = on_candidate(f"{name}/1", "first", policy=policy, client=client, data=HOLDOUT,
+                         trusted=True, now=T0)
+    assert (first.outcome, first.mode, first.deployment) == ("promoted", "direct",
+                                                             f"{name}-api")
+    assert first.state["deployment_created"] is True and _production(client, name) == 1
+    assert Deployments(client.meta).get(f"{name}-api").policy.model == f"{name}@production"
+    events = {e.kind: e for e in list_events(client.meta, model=name)}  # (a fake clock)
+    assert sorted(events) == ["deploy_created", "gate_passed", "promoted", "rollout_started"]
+    assert "the first version, and deployment" in events["rollout_started"].reason
+    assert "the canary needs a champion, there is none" in events["rollout_started"].reason
+    assert f"the first version of {name}: deployment {name}-api created" \
+        in events["deploy_created"].reason
+    assert events["promoted"].reason.endswith(f"deployment {name}-api created, serving "
+                                              f"{name}@production")
+    with pytest.raises(NotFound, match=f"deployment '{name}-web' does not exist.*"
+                                       f"{name}@production is version 1.*loopml deploy "
+                                       f"create {name}-web --model {name}@production"):
+        on_candidate(f"{name}/2", "next", client=client, data=HOLDOUT, trusted=True, policy={
+            "gate": GATE, "rollout": {"mode": "direct", "deployment": f"{name}-web"}})
+    assert [r.challenger for r in list_rollouts(model=name, client=client)] == [1]
+
+
+@pytest.fixture(scope="module")
+def forest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random forest stored with skops (it holds sklearn.tree._tree.Tree)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    train = _frame(400, 1)
+    model = RandomForestClassifier(n_estimators=5, random_state=0)
+    path = tmp_path_factory.mktemp("forest") / "forest"
+    save_model(model.fit(train[FEATURES], train["label"]), path,
+               input_example=train[FEATURES].head(2))
+    return path
+
+
+def test_the_gate_loads_tree_models_whose_types_it_trusts(
+        client: loopml.Client, forest: Path) -> None:
+    name = f"m{uuid.uuid4().hex[:8]}"
+    client.register_model(forest, name)
+    refused = on_candidate(f"{name}/1", "t", policy={"gate": GATE}, client=client,
+                           data=HOLDOUT, now=T0)
+    assert (refused.outcome, refused.stage) == ("rejected", "gate")
+    assert "sklearn.tree._tree.Tree" in refused.reason and "trusted_types" in refused.reason
+    client.register_model(forest, name)
+    trusting = {"gate": {**GATE, "trusted_types": ["sklearn.tree._tree.Tree"]}}
+    done = on_candidate(f"{name}/2", "t", policy=trusting, client=client, data=HOLDOUT,
+                        now=T0 + 1)
+    assert done.outcome == "promoted", done.reason
+    assert done.state["gate"]["challenger_metrics"]["accuracy"] > 0.8
+    other = {"gate": {**GATE, "trusted_types": ["sklearn.svm.SVC"]}}  # not the forest's
+    client.register_model(forest, name)
+    again = on_candidate(f"{name}/3", "t", policy=other, client=client, data=HOLDOUT,
+                         now=T0 + 2)
+    assert again.outcome == "rejected" and "could not be evaluated" in again.reason
 
 
 def _sink(client: loopml.Client, name: str) -> SegmentSink:

@@ -181,3 +181,14 @@ def test_bad_policy_and_data_are_refused(client: loopml.Client,
         _gate(client, "churn/2", "churn/1", [1, 2, 3], metric="auc")
     with pytest.raises(loopml.LoopmlError, match="no registered model named 'nope'"):
         _gate(client, "nope/1", None, holdout, metric="auc")
+
+
+def test_trusted_types_are_names() -> None:
+    from loopml.automation.rollout_policy import parse_policies
+
+    gate, _ = parse_policies({"gate": {"metric": "auc",
+                                       "trusted_types": ["sklearn.tree._tree.Tree"]}})
+    assert gate.trusted_types == ("sklearn.tree._tree.Tree",)
+    assert GatePolicy(metric="auc", trusted_types="a.B").trusted_types == ("a.B",)
+    with pytest.raises(InvalidArgument, match="trusted_types is a list of type names"):
+        GatePolicy(metric="auc", trusted_types=[3])  # type: ignore[list-item]

@@ -117,3 +117,32 @@ def test_missing_project_file(tmp_path: Path) -> None:
 
 def test_empty_file_is_a_project_without_triggers(tmp_path: Path) -> None:
     assert load_project(_write(tmp_path, "")).triggers == ()
+
+
+def test_a_policy_is_checked_with_the_trigger_defaults(tmp_path: Path) -> None:
+    """A canary rollout takes its deployment from defaults (as the rollout does when it
+    runs); one with no deployment anywhere is refused, naming the key."""
+    canary = "{gate: {metric: auc}, rollout: {mode: canary, percent: 10, minutes: 30}}"
+    project = load_project(_write(tmp_path, f"""
+        defaults:
+          pipeline: p.py:x
+          deployment: churn-api
+          policy: {canary}
+        triggers:
+          nightly: {{kind: schedule, cron: "0 3 * * *"}}
+          staged: {{kind: manual, alias: staging, deployment: churn-staging}}
+    """))
+    assert project.trigger("nightly").policy["rollout"]["mode"] == "canary"
+    assert project.trigger("staged").deployment == "churn-staging"
+    with pytest.raises(InvalidArgument, match=r"triggers\.t\.policy: a canary rollout needs "
+                                              "the deployment"):
+        load_project(_write(tmp_path, f"""
+            triggers:
+              t: {{kind: manual, pipeline: p.py:x, policy: {canary}}}
+        """))
+    with pytest.raises(InvalidArgument, match=r"triggers\.t\.policy: invalid alias"):
+        load_project(_write(tmp_path, f"""
+            defaults: {{deployment: api, alias: "bad alias!"}}
+            triggers:
+              t: {{kind: manual, pipeline: p.py:x, policy: {canary}}}
+        """))

@@ -3,6 +3,7 @@ reason with its numbers, and what it remembers."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from loopml.automation.records import TriggerState
+from loopml.automation.records import StoreContext, TriggerState
 from loopml.automation.triggers import (
     CodeChangeTrigger,
     DecayTrigger,
@@ -19,7 +20,9 @@ from loopml.automation.triggers import (
     ManualTrigger,
     NewDataTrigger,
     ScheduleTrigger,
+    fingerprint_of,
     source_fingerprint,
+    source_hashes,
 )
 from loopml.datasets.entities import DatasetKind, DatasetVersion
 from loopml.errors import InvalidArgument
@@ -73,8 +76,7 @@ class FakeContext:
     alert_list: list[Alert] = field(default_factory=list)
     results: list[MonitorResult] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
-    fingerprint: str = "a" * 32
-    changed: bool | None = None
+    files: dict[str, str] = field(default_factory=lambda: {"pipelines/train.py": "a" * 32})
     remembered: dict[str, Any] = field(default_factory=dict)
 
     def remember(self, **values: Any) -> None:
@@ -96,11 +98,8 @@ class FakeContext:
     def run_tags(self, run_id: str) -> Mapping[str, str]:
         return self.tags
 
-    def code_fingerprint(self, paths: Sequence[str]) -> str:
-        return self.fingerprint
-
-    def code_changed_since(self, commit: str, paths: Sequence[str]) -> bool | None:
-        return self.changed
+    def code_hashes(self, paths: Sequence[str]) -> Mapping[str, str]:
+        return self.files
 
 
 def _state(**values: Any) -> TriggerState:
@@ -239,31 +238,93 @@ def test_decay_relative_drop_from_the_production_metric() -> None:
 
 
 # -- code change -----------------------------------------------------------------------------
-def test_code_change_against_the_commit_that_built_production() -> None:
+def test_code_change_against_the_code_that_built_production() -> None:
     trigger = CodeChangeTrigger(name="t", pipeline=PIPE, model="churn")
-    ctx = FakeContext(versions={"production": _model(3)},
-                      tags={"loopml.git.commit": "0123456789abcdef"}, changed=False)
+    built = {"built": {"3": {"files": {"pipelines/train.py": "a" * 32}}}}
+    ctx = FakeContext(versions={"production": _model(3)}, state=_state(baseline=built),
+                      tags={"loopml.git.commit": "0123456789abcdef"})
     assert trigger.evaluate(ctx) is None
-    ctx.changed = True
+    assert ctx.remembered == {"code_hash": fingerprint_of(ctx.files)}
+    ctx.files = {"pipelines/train.py": "b" * 32, "pipelines/util.py": "c" * 32}
     firing = trigger.evaluate(ctx)
     assert firing is not None
-    assert firing.reason == ("pipelines/train.py changed since commit 0123456789, which built "
-                             "churn v3 (production)")
+    assert firing.reason == ("pipelines/train.py, pipelines/util.py changed since churn v3 "
+                             "(production) was built at commit 0123456789")
+    assert firing.data["changed"] == ["pipelines/train.py", "pipelines/util.py"]
+    assert firing.data["built_version"] == 3
     # the same code fired already (e.g. its retrain was rejected): no second retrain
-    again = FakeContext(versions=ctx.versions, tags=ctx.tags, changed=True,
-                        state=_state(baseline=firing.baseline or {}))
+    again = FakeContext(versions=ctx.versions, tags=ctx.tags, files=ctx.files,
+                        state=_state(baseline={**built, **(firing.baseline or {})}))
     assert trigger.evaluate(again) is None
 
 
-def test_code_change_without_git_compares_contents() -> None:
+def test_code_change_without_a_record_compares_with_the_first_look() -> None:
     trigger = CodeChangeTrigger(name="t", pipeline=PIPE, paths=("pipelines/",))
     first = FakeContext()
     assert trigger.evaluate(first) is None
-    assert first.remembered == {"code_hash": "a" * 32}
-    changed = FakeContext(fingerprint="b" * 32, state=_state(baseline={"code_hash": "a" * 32}))
+    seen = fingerprint_of(first.files)
+    assert first.remembered == {"code_hash": seen}
+    changed = FakeContext(files={"pipelines/train.py": "b" * 32},
+                          state=_state(baseline={"code_hash": seen}))
     firing = trigger.evaluate(changed)
     assert firing is not None
-    assert firing.reason == "pipelines/ changed (contents aaaaaaaaaa -> bbbbbbbbbb)"
+    now = fingerprint_of(changed.files)
+    assert firing.reason == f"pipelines/ changed (contents {seen[:10]} -> {now[:10]})"
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                   cwd=cwd, check=True, capture_output=True)
+
+
+class _Facts(StoreContext):
+    """The agent's context, with the production version given instead of read."""
+
+    def __init__(self, state: TriggerState, production: ModelVersion, commit: str) -> None:
+        super().__init__(None, state, T0)  # type: ignore[arg-type]
+        self.production, self.commit = production, commit
+
+    def model_version(self, model: str, alias: str | None) -> ModelVersion | None:
+        return self.production
+
+    def run_tags(self, run_id: str) -> Mapping[str, str]:
+        return {"loopml.git.commit": self.commit} if self.commit else {}
+
+
+@pytest.mark.parametrize("in_git", [True, False], ids=["git", "no-git"])
+def test_code_change_counts_every_file_the_same_in_git_or_not(tmp_path: Path,
+                                                              in_git: bool) -> None:
+    """Ignored, untracked and tracked files all compare by contents with the code that
+    built production: an ignored file's change fires, an untracked file present when
+    production was built is no change."""
+    code = tmp_path / "project"
+    code.mkdir()
+    (code / "train.py").write_text("def train(): ...\n")
+    (code / "settings.yaml").write_text("depth: 3\n")
+    commit = ""
+    if in_git:
+        (code / ".gitignore").write_text("settings.yaml\n")
+        _git(code, "init", "-q")
+        _git(code, "add", ".")
+        _git(code, "commit", "-q", "-m", "first")
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=code, check=True,
+                                capture_output=True, text=True).stdout.strip()
+    trigger = CodeChangeTrigger(name="t", pipeline=PIPE, model="churn", paths=(str(code),))
+
+    def facts(version: int) -> _Facts:
+        built = {"built": {str(version): {"files": source_hashes([str(code)])}}}
+        return _Facts(_state(baseline=built), _model(version), commit)
+
+    ctx = facts(1)
+    assert trigger.evaluate(ctx) is None
+    (code / "settings.yaml").write_text("depth: 4\n")  # ignored by git
+    firing = trigger.evaluate(ctx)
+    assert firing is not None and firing.data["changed"] == [str(code / "settings.yaml")]
+    assert firing.reason.startswith(f"{code / 'settings.yaml'} changed since churn v1 "
+                                    "(production) was built")
+    assert firing.reason.endswith(f" at commit {commit[:10]}" if in_git else "was built")
+    (code / "notes.py").write_text("x = 1\n")  # untracked, not ignored
+    assert trigger.evaluate(facts(2)) is None  # v2 was built with it: nothing changed
 
 
 def test_source_fingerprint_follows_contents(tmp_path: Path) -> None:
@@ -272,6 +333,12 @@ def test_source_fingerprint_follows_contents(tmp_path: Path) -> None:
     assert source_fingerprint([str(tmp_path)]) == before
     (tmp_path / "a.py").write_text("x = 2\n")
     assert source_fingerprint([str(tmp_path)]) != before
+    inside = tmp_path / ".work" / "code"  # a watched directory inside a hidden one
+    (inside / "__pycache__").mkdir(parents=True)
+    (inside / "b.py").write_text("y = 1\n")
+    (inside / "__pycache__" / "b.pyc").write_bytes(b"\0")
+    (inside / ".env").write_text("SECRET=1\n")
+    assert list(source_hashes([str(inside)])) == [str(inside / "b.py")]
 
 
 def test_manual_trigger_never_fires_by_itself() -> None:

@@ -13,7 +13,12 @@ Everything it decides is a row in the database before it acts — a firing is on
 transaction with the trigger's state (see :mod:`loopml.automation.records`), a retrain is
 a row that names its driver — so an agent that restarts neither loses a firing nor repeats
 one: retrains whose driver is gone are resumed from their failed or interrupted pipeline
-run, and registered versions not yet handed to the rollout policy are handed then.
+run, and registered versions not yet handed to the rollout policy are handed then. A
+candidate whose rollout policy fails (a deployment missing, the database away) is recorded
+(``candidate_failed``, with the reason) and handed again on the next evaluation, up to
+:data:`CANDIDATE_ATTEMPTS` times; it is never dropped silently. Unfinished rollouts are
+advanced on every evaluation, whoever handles the candidates (see
+:mod:`loopml.automation.retrain` for the driver of one retrain).
 
 A stop (SIGTERM) finishes the tick, waits ``stop_timeout`` for the running pipelines (their
 steps are recorded as they end, so a run cut short is resumable), releases the lease and
@@ -22,17 +27,14 @@ records ``agent_stopped``.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import inspect
 import os
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopml.automation import records
@@ -40,8 +42,9 @@ from loopml.automation.events import record_event
 from loopml.automation.lease import Lease, LeaseKeeper
 from loopml.automation.project import Project, load_project
 from loopml.automation.records import AutomationRun, StoreContext, TriggerState
-from loopml.automation.triggers import Firing, Trigger
-from loopml.errors import InvalidArgument, LoopmlError, NotFound, StepFailed
+from loopml.automation.retrain import Retrain
+from loopml.automation.triggers import CodeChangeTrigger, Firing, Trigger, source_hashes
+from loopml.errors import LoopmlError, NotFound
 from loopml.tracking.records import now_ms
 
 if TYPE_CHECKING:
@@ -50,10 +53,10 @@ if TYPE_CHECKING:
     from loopml.registry.entities import ModelVersion
     from loopml.store import MetadataStore
 
-__all__ = ["Agent", "TickResult", "fire_trigger"]
+__all__ = ["CANDIDATE_ATTEMPTS", "Agent", "TickResult", "fire_trigger"]
 
-#: How often a retrain's driver looks for the pipeline run it started (to record it).
-_POLL_S = 0.1
+#: How many times a candidate is handed to the rollout policy before the agent gives up.
+CANDIDATE_ATTEMPTS = 3
 #: Holders of the agents of this process that still drive retrains: a retrain row naming
 #: this process but none of them was left by an earlier agent here and can be taken over.
 _LOCAL_HOLDERS: set[str] = set()
@@ -96,10 +99,6 @@ def _rollout_function(name: str) -> Callable[..., Any] | None:
     return function if callable(function) else None
 
 
-def _seconds_between(start: int, end: int | None) -> float | None:
-    return None if end is None else round((end - start) / 1000, 3)
-
-
 class Agent:
     """Evaluates ``project``'s triggers and drives the retrains they start (see the module
     docstring). ``clock`` gives the evaluation time in ms (tests pass their own);
@@ -123,7 +122,7 @@ class Agent:
         self.clock = clock or now_ms
         self.on_candidate = on_candidate
         self.log = log or (lambda line: None)
-        self._jobs: dict[str, _Retrain] = {}
+        self._jobs: dict[str, Retrain] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()
 
@@ -140,11 +139,11 @@ class Agent:
         result = TickResult()
         try:
             if not once:
-                self._event("agent_started", reason=f"agent {self.holder} started with "
-                            f"{len(self.project.triggers)} trigger(s), every "
-                            f"{self.interval:g} s",
-                            data={"triggers": [t.name for t in self.project.triggers],
-                                  "interval": self.interval, "executor": self.executor})
+                self.event("agent_started", reason=f"agent {self.holder} started with "
+                           f"{len(self.project.triggers)} trigger(s), every "
+                           f"{self.interval:g} s",
+                           data={"triggers": [t.name for t in self.project.triggers],
+                                 "interval": self.interval, "executor": self.executor})
             if once:
                 if not self.lease.held:
                     self.log(f"another agent holds the lease {self.lease.name!r} "
@@ -174,6 +173,14 @@ class Agent:
         self._stop.set()
         self._wake.set()
 
+    def wake(self) -> None:
+        """End the current wait of the loop early (a retrain finished)."""
+        self._wake.set()
+
+    def wait_stopping(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; True as soon as the agent is asked to stop."""
+        return self._stop.wait(seconds)
+
     def _jobs_alive(self) -> bool:
         return any(job.is_alive() for job in list(self._jobs.values()))
 
@@ -202,7 +209,7 @@ class Agent:
             if left:
                 reason += (f"; {len(left)} retrain(s) still running after {stop_timeout:g} s "
                            "are left to the next agent, which resumes them")
-            self._event("agent_stopped", reason=reason, data={"left_running": left})
+            self.event("agent_stopped", reason=reason, data={"left_running": left})
 
     def wait_for_runs(self, timeout: float | None = None) -> list[str]:
         """Wait for the retrains this agent drives; the pipeline runs still going after
@@ -258,8 +265,7 @@ class Agent:
         firing = self._evaluate(trigger, state, context, manual)
         if context.updates and firing is None:
             with self.meta.write() as conn:
-                records.update_state(conn, trigger.name,
-                                     baseline={**state.baseline, **context.updates})
+                records.merge_baseline(conn, trigger.name, context.updates)
         if firing is None:
             return None
         return self._fire(trigger, state, firing, context.updates, now)
@@ -280,7 +286,7 @@ class Agent:
                 f"{type(exc).__name__}: {exc}"
             with self.meta.write() as conn:
                 if records.set_error(conn, trigger.name, message):
-                    self._event("trigger_error", conn=conn, trigger=trigger, reason=message)
+                    self.event("trigger_error", conn=conn, trigger=trigger, reason=message)
             self.log(f"trigger {trigger.name}: {message}")
             return None
         if state.last_error is not None:
@@ -290,28 +296,46 @@ class Agent:
 
     def _fire(self, trigger: Trigger, state: TriggerState, firing: Firing,
               updates: Mapping[str, Any], now: int) -> Firing | str:
-        baseline = {**state.baseline, **updates, **(firing.baseline or {})}
+        code = self._code_snapshot(trigger)
         with self.meta.write() as conn:
+            current = records.get_state(conn, trigger.name) or state  # a retrain recorded
+            baseline = {**current.baseline, **updates, **(firing.baseline or {})}
             run = records.claim_firing(
                 conn, state, pipeline=trigger.pipeline_ref, holder=self.holder,
                 max_attempts=trigger.max_retries + 1, model=trigger.model or "", now=now,
                 manual=firing.manual, last_alert_id=firing.last_alert_id, baseline=baseline)
             if run is None:
                 return "another agent fired it first, or a retrain of its pipeline started"
-            self._event("trigger_fired", conn=conn, trigger=trigger, reason=firing.reason,
-                        data={**firing.data, "kind": trigger.kind, "retrain": run.id})
+            self.event("trigger_fired", conn=conn, trigger=trigger, reason=firing.reason,
+                       data={**firing.data, "kind": trigger.kind, "retrain": run.id})
         self.log(f"fired {trigger.name}: {firing.reason}")
-        self._start(run, trigger)
+        self._start(run, trigger, code=code)
         return firing
 
+    def _code_snapshot(self, firing: Trigger) -> dict[str, dict[str, Any]]:
+        """The contents of the code each code-change trigger of the model watches, now
+        (before the retrain runs): what the version it registers is built from."""
+        snapshot: dict[str, dict[str, Any]] = {}
+        for trigger in self.project.triggers:
+            if not isinstance(trigger, CodeChangeTrigger) or not trigger.model \
+                    or firing.model not in (None, trigger.model):
+                continue
+            try:
+                files = source_hashes(trigger.watched())
+            except (LoopmlError, OSError) as exc:  # its own evaluation reports the problem
+                self.log(f"trigger {trigger.name}: its code cannot be read: {exc}")
+                continue
+            snapshot[trigger.name] = {"model": trigger.model, "files": files}
+        return snapshot
+
     def _start(self, run: AutomationRun, trigger: Trigger, *, resume_from: str | None = None,
-               attempt: int = 1) -> None:
-        job = _Retrain(self, run, trigger, resume_from=resume_from, attempt=attempt)
+               attempt: int = 1, code: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        job = Retrain(self, run, trigger, resume_from=resume_from, attempt=attempt, code=code)
         self._jobs[run.id] = job
         job.start()
 
     # -- events ----------------------------------------------------------------------------
-    def _event(self, kind: str, *, conn: Any = None, trigger: Trigger | None = None,
+    def event(self, kind: str, *, conn: Any = None, trigger: Trigger | None = None,
                **fields: Any) -> None:
         if trigger is not None:
             fields.setdefault("trigger", trigger.name)
@@ -372,7 +396,7 @@ class Agent:
         trigger = self._trigger_of(run)
         previous = self._pipeline_run(run.run_id)
         if previous is not None and previous.status == "FINISHED" and trigger is not None:
-            _Retrain(self, run, trigger, attempt=run.attempt).conclude(previous)
+            Retrain(self, run, trigger, attempt=run.attempt).conclude(previous)
             return
         what = f"pipeline run {run.run_id}" if run.run_id else "its pipeline run"
         reason = (f"the agent driving this retrain ({gone}) is gone; {what} was "
@@ -382,12 +406,12 @@ class Agent:
             with self.meta.write() as conn:
                 if records.finish_run(conn, run, holder=self.holder, succeeded=False,
                                       run_id=run.run_id, error=why):
-                    self._event("run_failed", conn=conn, trigger=trigger, run_id=run.run_id,
-                                reason=why, data={"attempt": run.attempt, "retrain": run.id})
+                    self.event("run_failed", conn=conn, trigger=trigger, run_id=run.run_id,
+                               reason=why, data={"attempt": run.attempt, "retrain": run.id})
             return
-        self._event("run_failed", trigger=trigger, run_id=run.run_id,
-                    reason=reason + "; resuming it", data={"attempt": run.attempt,
-                                                           "retrain": run.id})
+        self.event("run_failed", trigger=trigger, run_id=run.run_id,
+                   reason=reason + "; resuming it", data={"attempt": run.attempt,
+                                                          "retrain": run.id})
         resumable = previous is not None and previous.status != "FINISHED"
         self._start(run, trigger, resume_from=run.run_id if resumable else None,
                     attempt=run.attempt + 1)
@@ -401,18 +425,19 @@ class Agent:
     # -- candidates ------------------------------------------------------------------------
     def _hand_candidates(self) -> None:
         with self.meta.read() as conn:
-            pending = records.list_runs(conn, status="succeeded", candidate="pending")
-        for run in reversed(pending):  # oldest first
+            waiting = records.waiting_candidates(conn)
+        for run in reversed(waiting):  # oldest first
             if not self.lease.held or self._stop.is_set():
                 return
             with self.meta.write() as conn:
                 if not records.take_candidate(conn, run):
                     continue
-            self._hand(run)
+            self._hand(run, attempt=records.candidate_failures(run) + 1)
 
     def _advance_rollouts(self) -> None:
-        """Move unfinished rollouts on (shadow or canary periods that ended, a restart)."""
-        advance = _rollout_function("resume_rollouts") if self.on_candidate is None else None
+        """Move unfinished rollouts on (shadow or canary periods that ended, a restart),
+        whether the candidates go to the rollout policy or to a hook of the caller."""
+        advance = _rollout_function("resume_rollouts")
         if advance is None:
             return
         try:
@@ -420,34 +445,66 @@ class Agent:
         except Exception as exc:
             self.log(f"advancing the rollouts failed: {type(exc).__name__}: {exc}")
 
-    def _hand(self, run: AutomationRun) -> None:
+    def _hand(self, run: AutomationRun, *, attempt: int) -> None:
         from loopml.registry import records as registry
         from loopml.registry.refs import ModelRef
 
         trigger = self._trigger_of(run)
-        with self.meta.read() as conn:
-            version = registry.resolve(conn, ModelRef(run.model, version=run.version))
         hook = self.on_candidate or _rollout_function("on_candidate")
-        where = "the rollout policy" if hook is not None else "nobody"
-        reason = (f"{run.model} v{run.version} from pipeline run {run.run_id} is a candidate, "
-                  f"handed to {where}")
-        if hook is None:
-            reason += " (loopml.automation.rollout is not installed); nothing was promoted"
-        self._event("candidate", trigger=trigger, model=run.model, version=run.version,
-                    run_id=run.run_id, reason=reason, data={"retrain": run.id,
-                                                            "metrics": version.metrics})
-        if hook is None or trigger is None:
+        unruled = self.on_candidate is None and trigger is not None and trigger.policy is None
+        try:
+            with self.meta.read() as conn:
+                version = registry.resolve(conn, ModelRef(run.model, version=run.version))
+        except LoopmlError as exc:  # e.g. deleted since: say so; nothing to retry for
+            self._candidate_failed(run, trigger, attempt, exc, final=isinstance(exc, NotFound))
+            return
+        if attempt == 1:
+            where = "the rollout policy" if hook is not None else "nobody"
+            reason = (f"{run.model} v{run.version} from pipeline run {run.run_id} is a "
+                      f"candidate, handed to {where}")
+            if hook is None:
+                reason += " (loopml.automation.rollout is not installed); nothing was promoted"
+            elif trigger is None:
+                reason += (f", but its trigger {run.trigger!r} is no longer declared in the "
+                           "project; nothing was promoted")
+            elif unruled:
+                reason = (f"{run.model} v{run.version} from pipeline run {run.run_id} is a "
+                          f"candidate, but trigger {run.trigger!r} declares no promotion "
+                          "policy, so nothing was promoted; declare one (policy: {gate: "
+                          "{metric: auc}, rollout: {mode: direct}} in loopml.yaml) to gate "
+                          "and roll out its versions")
+            self.event("candidate", trigger=trigger, model=run.model, version=run.version,
+                       run_id=run.run_id, reason=reason,
+                       data={"retrain": run.id, "metrics": version.metrics})
+        if hook is None or trigger is None or unruled:
             return
         try:
             _call_hook(hook, version, trigger, self.client)
         except Exception as exc:
-            message = str(exc) if isinstance(exc, LoopmlError) else \
-                f"{type(exc).__name__}: {exc}"
-            self._event("candidate", trigger=trigger, model=run.model, version=run.version,
-                        run_id=run.run_id,
-                        reason=f"the rollout policy failed on {run.model} v{run.version}: "
-                               f"{message}", data={"retrain": run.id, "error": message})
-            self.log(f"rollout of {run.model} v{run.version} failed: {message}")
+            self._candidate_failed(run, trigger, attempt, exc)
+
+    def _candidate_failed(self, run: AutomationRun, trigger: Trigger | None, attempt: int,
+                          exc: Exception, *, final: bool = False) -> None:
+        """Record why handing a candidate failed, and give it back to be handed again on
+        the next evaluation (up to :data:`CANDIDATE_ATTEMPTS` attempts)."""
+        message = str(exc) if isinstance(exc, LoopmlError) else f"{type(exc).__name__}: {exc}"
+        last = final or attempt >= CANDIDATE_ATTEMPTS
+        then = (f"giving up: nothing was promoted; hand it again with loopml.automation."
+                f"on_candidate('{run.model}/{run.version}', '{run.trigger}')" if last
+                else "handing it again on the next evaluation")
+        reason = (f"the rollout policy failed on {run.model} v{run.version} (attempt "
+                  f"{attempt} of {CANDIDATE_ATTEMPTS}): {message}; {then}")
+        self.log(reason)
+        try:
+            with self.meta.write() as conn:
+                records.return_candidate(conn, run, failures=attempt, give_up=last)
+                self.event("candidate_failed", conn=conn, trigger=trigger, model=run.model,
+                           version=run.version, run_id=run.run_id, reason=reason,
+                           data={"retrain": run.id, "error": message, "attempt": attempt,
+                                 "max_attempts": CANDIDATE_ATTEMPTS, "gave_up": last})
+        except LoopmlError as error:  # the database itself is away: say so at least
+            self.log(f"the failure could not be recorded ({error}); {run.model} "
+                     f"v{run.version} stays handed")
 
 
 def _call_hook(hook: Callable[..., Any], version: ModelVersion, trigger: Trigger,
@@ -463,210 +520,3 @@ def _call_hook(hook: Callable[..., Any], version: ModelVersion, trigger: Trigger
         hook(version, trigger, client=client)
     else:
         hook(version, trigger)
-
-
-@dataclass
-class _Outcome:
-    run_id: str | None
-    result: PipelineRun | None = None
-    error: str | None = None
-
-
-class _Retrain:
-    """Drives one retrain in a thread of its own: runs the pipeline, records it, retries a
-    failure."""
-
-    def __init__(self, agent: Agent, run: AutomationRun, trigger: Trigger, *,
-                 resume_from: str | None = None, attempt: int = 1) -> None:
-        self.agent = agent
-        self.row = run
-        self.trigger = trigger
-        self.resume_from = resume_from
-        self.attempt = attempt
-        self.thread = threading.Thread(target=self._run, name=f"retrain-{trigger.name}",
-                                       daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def join(self, timeout: float | None = None) -> None:
-        self.thread.join(timeout)
-
-    def is_alive(self) -> bool:
-        return self.thread.is_alive()
-
-    def _event(self, kind: str, **fields: Any) -> None:
-        self.agent._event(kind, trigger=self.trigger, **fields)
-
-    def _run(self) -> None:
-        try:
-            self._drive()
-        except Exception as exc:  # a bug or a lost database: say so, never die silently
-            message = f"{type(exc).__name__}: {exc}"
-            self.agent.log(f"{self.trigger.name}: the retrain's driver failed: {message}")
-            try:
-                with self.agent.meta.write() as conn:
-                    if records.finish_run(conn, self.row, holder=self.agent.holder,
-                                          succeeded=False, run_id=None, error=message):
-                        self.agent._event("run_failed", conn=conn, trigger=self.trigger,
-                                          reason=f"the retrain's driver failed: {message}",
-                                          data={"retrain": self.row.id})
-            except Exception:  # the database itself is gone: the next agent recovers it
-                pass
-        finally:
-            self.agent._wake.set()
-
-    def _drive(self) -> None:
-        attempt, resume_from = self.attempt, self.resume_from
-        while True:
-            outcome = self._attempt(attempt, resume_from)
-            if outcome.result is not None:
-                self.conclude(outcome.result)
-                return
-            last = attempt >= self.row.max_attempts
-            delay = self.trigger.retry_delay
-            then = "giving up" if last else f"retrying in {delay:g} s"
-            reason = (f"attempt {attempt} of {self.row.max_attempts} failed: {outcome.error}; "
-                      f"{then}")
-            if last:
-                with self.agent.meta.write() as conn:
-                    if records.finish_run(conn, self.row, holder=self.agent.holder,
-                                          succeeded=False, run_id=outcome.run_id,
-                                          error=outcome.error):
-                        self.agent._event("run_failed", conn=conn, trigger=self.trigger,
-                                          run_id=outcome.run_id, reason=reason,
-                                          data={"attempt": attempt, "retrain": self.row.id})
-                self.agent.log(f"{self.trigger.name}: {reason}")
-                return
-            self._event("run_failed", run_id=outcome.run_id, reason=reason,
-                        data={"attempt": attempt, "retrain": self.row.id, "retry": True})
-            self.agent.log(f"{self.trigger.name}: {reason}")
-            if self.agent._stop.wait(delay):
-                return  # stopping: the retrain stays running for the next agent to resume
-            attempt += 1
-            resume_from = outcome.run_id
-
-    def _pipeline(self) -> Any:
-        from loopml.pipelines.flow import Pipeline
-        from loopml.pipelines.loading import load_object
-
-        target = self.trigger.pipeline
-        if isinstance(target, Pipeline):
-            return target
-        file = target.rpartition(":")[0]
-        if file.endswith(".py"):  # import the file afresh: its code may have changed
-            path = os.path.abspath(file)
-            for name, module in list(sys.modules.items()):
-                if getattr(module, "__file__", None) == path:
-                    del sys.modules[name]
-        found = load_object(target)
-        if not isinstance(found, Pipeline):
-            raise InvalidArgument(f"{target} is a {type(found).__name__}, not a "
-                                  "@loopml.pipeline; point the trigger at a pipeline")
-        return found
-
-    def _attempt(self, attempt: int, resume_from: str | None) -> _Outcome:
-        from loopml.pipelines.flow import resume, run_pipeline
-
-        started = now_ms()
-        try:
-            pipe = self._pipeline()
-            client, executor = self.agent.client, self.trigger.executor or self.agent.executor
-            with cf.ThreadPoolExecutor(1, thread_name_prefix="pipeline") as pool:
-                if resume_from is not None:
-                    future = pool.submit(resume, resume_from, client=client, executor=executor,
-                                         pipeline=pipe, progress=False)
-                else:
-                    future = pool.submit(run_pipeline, pipe, dict(self.trigger.params),
-                                         executor=executor, client=client, progress=False)
-                run_id = self._watch(future, pipe.source, started, attempt)
-                result = future.result()
-        except StepFailed as exc:
-            return _Outcome(run_id=exc.run_id or None, error=str(exc))
-        except Exception as exc:
-            message = str(exc) if isinstance(exc, LoopmlError) else \
-                f"{type(exc).__name__}: {exc}"
-            return _Outcome(run_id=None, error=message)
-        if run_id is None:
-            self._record_start(result.run_id, attempt, at=result.created_at)
-        return _Outcome(run_id=result.run_id, result=result)
-
-    def _watch(self, future: cf.Future[Any], source: str, since: int,
-               attempt: int) -> str | None:
-        """Wait for the pipeline run, recording ``run_started`` as soon as its row exists."""
-        found: str | None = None
-        while True:
-            try:
-                future.exception(timeout=_POLL_S)
-                break
-            except cf.TimeoutError:
-                pass
-            if found is None:
-                found = self._find_run(source, since)
-                if found is not None:
-                    self._record_start(found, attempt)
-        if found is None and future.exception() is not None:
-            error = future.exception()
-            found = getattr(error, "run_id", None) or None
-            if found is not None:
-                self._record_start(found, attempt)
-        return found
-
-    def _find_run(self, source: str, since: int) -> str | None:
-        import sqlalchemy as sa
-
-        from loopml.pipelines.tables import pipeline_runs as table
-
-        with self.agent.meta.read() as conn:
-            row = conn.execute(sa.select(table.c.run_id).where(
-                table.c.source == source, table.c.host == socket.gethostname(),
-                table.c.pid == os.getpid(), table.c.created_at >= since - 1)
-                .order_by(table.c.created_at.desc()).limit(1)).first()
-        return None if row is None else str(row.run_id)
-
-    def _record_start(self, run_id: str, attempt: int, *, at: int | None = None) -> None:
-        with self.agent.meta.write() as conn:
-            records.set_run_attempt(conn, self.row, holder=self.agent.holder, attempt=attempt,
-                                    run_id=run_id)
-            how = f"resumed as attempt {attempt}" if attempt > 1 else "started"
-            executor = self.trigger.executor or self.agent.executor or \
-                self.agent.client.settings.executor
-            reason = (f"pipeline run {run_id} of {Path(self.trigger.pipeline_ref).name} {how} "
-                      f"on the {executor} executor")
-            self.agent._event("run_started", conn=conn, trigger=self.trigger, run_id=run_id,
-                              at=at, reason=reason, data={"attempt": attempt,
-                                                          "retrain": self.row.id,
-                                                          "executor": executor})
-
-    def conclude(self, result: PipelineRun) -> None:
-        """Record a pipeline run that finished: the version it registered becomes a pending
-        candidate for the rollout policy."""
-        from loopml.registry import records as registry
-
-        with self.agent.meta.read() as conn:
-            versions = registry.versions_of_runs(conn, [result.run_id])
-        model = self.trigger.model
-        built = [v for v in versions if model is None or v.model == model]
-        version = built[-1] if built else None
-        seconds = _seconds_between(result.created_at, result.ended_at)
-        if version is not None:
-            what = f"registered {version.model} v{version.version}"
-        else:
-            skipped = [s.reason for s in result.steps if s.step == "register" and s.reason]
-            what = f"registered no version of {model or 'any model'}" + (
-                f" ({skipped[0]})" if skipped else "")
-        reason = f"pipeline run {result.run_id} finished in {seconds} s and {what}"
-        with self.agent.meta.write() as conn:
-            if records.finish_run(conn, self.row, holder=self.agent.holder, succeeded=True,
-                                  run_id=result.run_id,
-                                  model=None if version is None else version.model,
-                                  version=None if version is None else version.version):
-                self.agent._event(
-                    "run_succeeded", conn=conn, trigger=self.trigger, run_id=result.run_id,
-                    model=version.model if version else (model or ""),
-                    version=None if version is None else version.version, reason=reason,
-                    data={"seconds": seconds, "retrain": self.row.id,
-                          "metrics": version.metrics if version else {},
-                          "steps": {s.node: s.status.value for s in result.steps}})
-        self.agent.log(f"{self.trigger.name}: {reason}")
-

@@ -38,8 +38,8 @@ __all__ = ["EVENT_KINDS", "Event", "list_events", "record_event"]
 #: The kinds the loop records (others may be added by policies: any lowercase word fits).
 EVENT_KINDS = (
     "trigger_fired", "trigger_error", "run_started", "run_succeeded", "run_failed",
-    "candidate", "gate_passed", "gate_failed", "rollout_started", "promoted", "rejected",
-    "rolled_back", "agent_started", "agent_stopped",
+    "candidate", "candidate_failed", "gate_passed", "gate_failed", "rollout_started",
+    "promoted", "rejected", "rolled_back", "agent_started", "agent_stopped",
 )
 _KIND = re.compile(r"^[a-z][a-z0-9_\-]{0,31}$")
 #: Sources merged into the timeline by ``list_events``.

@@ -11,7 +11,9 @@ Both model versions predict exactly the same held-out rows; the challenger passe
   ``max_size_mb`` (the package on disk, MiB).
 
 Without a champion (the first model) the challenger is judged on its own checks, and the
-result says so. ::
+result says so. Tree models stored with skops load when their types are vouched for: by
+``trusted_types``, or, for a version a retrain of the agent built, by the package's own
+record (see :mod:`.gate_trust`). ::
 
     policy = GatePolicy(metric="auc", target="churned", margin=0.01, slices=("region",))
     result = evaluate_gate("churn/7", "churn@production", data="churn", policy=policy)
@@ -45,7 +47,7 @@ from loopml.automation.slices import (
     slice_table,
     worst,
 )
-from loopml.errors import InvalidArgument
+from loopml.errors import InvalidArgument, PermissionDenied
 from loopml.registry.refs import parse_model_ref
 
 if TYPE_CHECKING:
@@ -79,14 +81,20 @@ class GatePolicy:
     data: str | None = None
     holdout_fraction: float = 0.2
     holdout_key: str | None = None
+    #: types outside skops' trusted list that the gate may load (``sklearn.tree._tree.Tree``
+    #: for random forests and gradient boosting), see :mod:`.gate_trust`
+    trusted_types: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.metric not in KNOWN_METRICS:
             raise InvalidArgument(f"unknown gate metric {self.metric!r}; use one of "
                                   f"{', '.join(KNOWN_METRICS)}")
-        if isinstance(self.slices, str):
-            object.__setattr__(self, "slices", (self.slices,))
-        object.__setattr__(self, "slices", tuple(self.slices))
+        for name in ("slices", "trusted_types"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
+        if not all(isinstance(item, str) and item for item in self.trusted_types):
+            raise InvalidArgument(f"the gate's trusted_types is a list of type names (e.g. "
+                                  f"[sklearn.tree._tree.Tree]), got {self.trusted_types!r}")
         if not isinstance(self.target, str) or not self.target:
             raise InvalidArgument(f"the gate's target is the label column's name; got "
                                   f"{self.target!r}")
@@ -279,12 +287,29 @@ def _size_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in files) / (1024 * 1024)
 
 
-def _load(client: Client, ref: str, trusted: bool) -> tuple[str, Any, Path]:
-    version = client.get_model_version(ref)
-    path = client.model_path(version.uri)
+def _load(client: Client, ref: str, trusted: bool, policy: GatePolicy
+          ) -> tuple[str, Any, Path]:
+    """The version, loaded; a skops package with types outside skops' trusted list loads
+    when they are vouched for (see :mod:`.gate_trust`)."""
+    from loopml.automation.gate_trust import built_by_agent, recorded_types, skops_types_allowed
     from loopml.models import load_model
 
-    return version.ref, load_model(path, trusted=trusted), path
+    version = client.get_model_version(ref)
+    path = client.model_path(version.uri)
+    if not trusted:
+        allowed = set(policy.trusted_types)
+        if built_by_agent(client, version):
+            allowed |= set(recorded_types(path))
+        trusted = skops_types_allowed(path, allowed)
+    try:
+        return version.ref, load_model(path, trusted=trusted), path
+    except PermissionDenied as exc:
+        raise PermissionDenied(f"the gate cannot load {version.ref}: "
+                               f"{str(exc).rstrip('.')}. For the gate, "
+                               "list a skops model's types in the gate policy's "
+                               "trusted_types (e.g. gate: {metric: auc, trusted_types: "
+                               "[sklearn.tree._tree.Tree]} in loopml.yaml); a pickle loads "
+                               "only with on_candidate(..., trusted=True)") from None
 
 
 def _default_data(client: Client, challenger: str) -> str:
@@ -323,8 +348,8 @@ def evaluate_gate(challenger: str, champion: str | None = None, *, data: Any = N
         data = policy.data or _default_data(client, challenger)
     frame, where = _rows(client, data, policy)
     _check_rows(frame, policy, where)
-    new_ref, new_model, new_path = _load(client, challenger, trusted)
-    old = None if champion is None else _load(client, champion, trusted)
+    new_ref, new_model, new_path = _load(client, challenger, trusted, policy)
+    old = None if champion is None else _load(client, champion, trusted, policy)
     if old is not None and old[0] == new_ref:
         raise InvalidArgument(f"{challenger} and {champion} are the same version ({new_ref}); "
                               "a gate compares a new version with the one in place")

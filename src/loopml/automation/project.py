@@ -20,7 +20,11 @@
 
 Each trigger (or ``defaults``) may carry the promotion ``policy`` of the versions its runs
 register (``{gate: {metric: auc, margin: 0.01}, rollout: {mode: canary, ...}}``, see
-:mod:`loopml.automation.rollout`).
+:mod:`loopml.automation.rollout`); its rollout takes the trigger's ``deployment`` and
+``alias`` unless it names its own, and is checked so when the file is read. A gate that
+must load tree models stored with skops that the agent did not build lists their types:
+``gate: {metric: auc, trusted_types: [sklearn.tree._tree.Tree]}`` (see
+:mod:`loopml.automation.gate_trust`).
 
 Durations are seconds or text with a unit (``500ms``, ``30s``, ``10m``, ``2h``, ``1d``);
 fractions are numbers or percentages (``0.1``, ``10%``). A relative pipeline file is relative
@@ -138,17 +142,19 @@ def _resolve_pipeline(target: Any, base: Path | None) -> Any:
     return target
 
 
-def _check_policy(policy: Any, key: str) -> None:
-    """The promotion policy parses (when the rollout module is installed)."""
+def _check_policy(policy: Any, key: str, defaults: Mapping[str, Any]) -> None:
+    """The promotion policy parses, with the trigger's ``deployment`` and ``alias`` filled
+    in as the rollout fills them in when it runs."""
     try:
-        from loopml.automation.rollout import parse_policies
+        from loopml.automation.rollout_policy import parse_policies
     except ImportError:  # pragma: no cover - part of loopml
         return
     if not isinstance(policy, Mapping):
         raise InvalidArgument(f"{key} must be a mapping, e.g. policy: {{gate: {{metric: auc}}, "
                               "rollout: {mode: direct}}")
+    lent = {k: defaults[k] for k in ("deployment", "alias") if isinstance(defaults.get(k), str)}
     try:
-        parse_policies(policy)
+        parse_policies(policy, defaults=lent)
     except InvalidArgument as exc:
         raise InvalidArgument(f"{key}: {exc}") from None
 
@@ -185,7 +191,7 @@ def _trigger(name: Any, raw: Any, defaults: dict[str, Any], source: str,
         if isinstance(values.get(field_name), list):
             values[field_name] = tuple(values[field_name])
     if values.get("policy") is not None:
-        _check_policy(values["policy"], f"{key}.policy")
+        _check_policy(values["policy"], f"{key}.policy", values)
     try:
         return cls(name=str(name), **values)
     except InvalidArgument as exc:

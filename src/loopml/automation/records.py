@@ -20,7 +20,7 @@ import orjson
 import sqlalchemy as sa
 
 from loopml.automation.tables import automation_runs, trigger_state
-from loopml.automation.triggers import git_changed, source_fingerprint
+from loopml.automation.triggers import BUILT_CODE, source_hashes
 from loopml.errors import InvalidArgument, NotFound
 from loopml.store.dialect import insert_on_conflict
 from loopml.tracking.records import now_ms
@@ -31,12 +31,18 @@ if TYPE_CHECKING:
     from loopml.registry.entities import ModelVersion
     from loopml.store import MetadataStore
 
-__all__ = ["AutomationRun", "StoreContext", "TriggerState", "claim_firing", "finish_run", "get_run",
-           "get_state", "list_runs", "list_states", "load_state", "request_fire",
-           "running_run", "set_error", "set_run_attempt", "take_candidate", "take_over_run",
-           "update_state"]
+__all__ = ["AutomationRun", "StoreContext", "TriggerState", "candidate_failures",
+           "claim_firing", "finish_run", "get_run", "get_state", "list_runs", "list_states",
+           "load_state", "merge_baseline", "record_built_code", "request_fire",
+           "return_candidate", "running_run", "set_error", "set_run_attempt",
+           "take_candidate", "take_over_run", "update_state", "waiting_candidates"]
 
 RUN_STATUSES = ("running", "succeeded", "failed")
+#: A candidate handed this many times and failed each time (``retry-1``, ``retry-2``, ...)
+#: waits to be handed again.
+_RETRY = "retry-"
+#: How many model versions a code-change trigger remembers the code of.
+_BUILT_KEPT = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +130,27 @@ def update_state(conn: sa.Connection, name: str, *, last_alert_id: int | None = 
     if baseline is not None:
         values["baseline"] = orjson.dumps(dict(baseline)).decode()
     conn.execute(trigger_state.update().where(trigger_state.c.name == name).values(**values))
+
+
+def merge_baseline(conn: sa.Connection, name: str, values: Mapping[str, Any]) -> None:
+    """Merge ``values`` into the trigger's baseline as it is now (in this transaction), so
+    that what another writer added meanwhile (a retrain's code record) is kept."""
+    state = load_state(conn, name)
+    update_state(conn, name, baseline={**state.baseline, **values})
+
+
+def record_built_code(conn: sa.Connection, name: str, *, version: int,
+                      files: Mapping[str, str]) -> None:
+    """Remember, for code-change trigger ``name``, the content hashes of the code it
+    watches as they were when ``version`` of its model was built (the newest versions'
+    only)."""
+    state = load_state(conn, name)
+    built = {k: v for k, v in dict(state.baseline.get(BUILT_CODE) or {}).items()
+             if str(k).isdigit()}
+    built[str(version)] = {"files": dict(files)}
+    kept = sorted(built, key=int)[-_BUILT_KEPT:]
+    update_state(conn, name, baseline={**state.baseline, BUILT_CODE: {k: built[k]
+                                                                     for k in kept}})
 
 
 def set_error(conn: sa.Connection, name: str, error: str | None) -> bool:
@@ -254,13 +281,42 @@ def take_over_run(conn: sa.Connection, run: AutomationRun, *, holder: str) -> bo
     return result.rowcount == 1
 
 
+def waiting_candidates(conn: sa.Connection, *, limit: int = 100) -> list[AutomationRun]:
+    """Retrains whose registered version waits to be handed to the rollout policy (for the
+    first time, or again after a failure), newest first."""
+    candidate = automation_runs.c.candidate
+    rows = conn.execute(sa.select(automation_runs).where(
+        automation_runs.c.status == "succeeded",
+        sa.or_(candidate == "pending", candidate.startswith(_RETRY)))
+        .order_by(automation_runs.c.started_at.desc()).limit(limit))
+    return [_run(row) for row in rows]
+
+
+def candidate_failures(run: AutomationRun) -> int:
+    """How many times handing the retrain's candidate failed so far."""
+    if run.candidate.startswith(_RETRY) and run.candidate[len(_RETRY):].isdigit():
+        return int(run.candidate[len(_RETRY):])
+    return 0
+
+
 def take_candidate(conn: sa.Connection, run: AutomationRun) -> bool:
-    """Mark the retrain's candidate as handed to the rollout policy; False when it was
-    already (exactly one caller gets True)."""
+    """Mark the retrain's candidate (waiting as ``run`` read it) as handed to the rollout
+    policy; False when someone handed it already (exactly one caller gets True)."""
+    if run.candidate != "pending" and not run.candidate.startswith(_RETRY):
+        return False
     result = conn.execute(automation_runs.update().where(
-        automation_runs.c.id == run.id, automation_runs.c.candidate == "pending")
+        automation_runs.c.id == run.id, automation_runs.c.candidate == run.candidate)
         .values(candidate="handed"))
     return result.rowcount == 1
+
+
+def return_candidate(conn: sa.Connection, run: AutomationRun, *, failures: int,
+                     give_up: bool) -> None:
+    """Handing the candidate failed for the ``failures``-th time: it waits to be handed
+    again (``retry-N``), or, with ``give_up``, is marked ``failed``."""
+    conn.execute(automation_runs.update().where(
+        automation_runs.c.id == run.id, automation_runs.c.candidate == "handed")
+        .values(candidate="failed" if give_up else f"{_RETRY}{failures}"))
 
 
 # -- what triggers read ----------------------------------------------------------------------
@@ -324,8 +380,5 @@ class StoreContext:
             except NotFound:
                 return {}
 
-    def code_fingerprint(self, paths: Sequence[str]) -> str:
-        return source_fingerprint(paths)
-
-    def code_changed_since(self, commit: str, paths: Sequence[str]) -> bool | None:
-        return git_changed(commit, paths)
+    def code_hashes(self, paths: Sequence[str]) -> Mapping[str, str]:
+        return source_hashes(paths)

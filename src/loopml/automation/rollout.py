@@ -22,6 +22,12 @@ once on a breach, failing no request); if the server rolled back, the rollout is
 challenger, deployment primary = challenger, canary removed) or roll back (canary removed,
 alias untouched).
 
+**The first version.** With no champion yet and no deployment of the policy's name, the
+version goes live directly whatever the mode (a shadow or a canary has nothing to be
+compared with) and the rollout creates the deployment, serving the alias (recorded in the
+deployment's log, ``deploy_created`` in the timeline). Once a version is in production, a
+missing deployment is a :class:`~loopml.errors.NotFound` that says how to create it.
+
 **Crash safety.** A rollout is a row of ``automation_rollouts`` whose stage changes in the
 same transaction as the alias move, the deployment change and the event it records; a stage
 changes only if the row is still at the stage its caller read. So a controller that dies
@@ -129,6 +135,7 @@ def start_rollout(challenger: str, *, policy: RolloutPolicy, gate: GateResult | 
     client = _client(client)
     now = now_ms() if now is None else now
     ref = parse_model_ref(challenger)
+    requested = policy.mode
     if gate is not None and not gate.passed:
         raise Conflict(f"{challenger} failed its gate ({gate.reason}); a version that failed "
                        "its gate is never rolled out")
@@ -142,8 +149,12 @@ def start_rollout(challenger: str, *, policy: RolloutPolicy, gate: GateResult | 
             raise Conflict(f"rollout {busy.id} of {busy.challenger_ref} ({busy.mode}, stage "
                            f"{busy.stage}) is not finished; one rollout at a time per model "
                            "and deployment")
-        if policy.deployment is not None:
-            served = deployments.get_deployment(conn, policy.deployment).policy
+        champion = _alias_version(conn, version.model, policy.alias)
+        served = _served(conn, policy, version.ref, champion)
+        first = policy.deployment is not None and served is None
+        if first and policy.mode != "direct":  # nothing to share traffic with: go live
+            policy = dataclasses.replace(policy, mode="direct")
+        if policy.deployment is not None and served is not None:
             if served.primary.name != version.model:
                 raise InvalidArgument(f"deployment {policy.deployment!r} serves "
                                       f"{served.model}, not model {version.model!r}; name the "
@@ -152,22 +163,46 @@ def start_rollout(challenger: str, *, policy: RolloutPolicy, gate: GateResult | 
                 raise Conflict(f"deployment {policy.deployment!r} has a canary already "
                                f"({served.canary.model}); finish it (loopml deploy update) "
                                "before a canary rollout")
-        champion = _alias_version(conn, version.model, policy.alias)
         if champion == version.version:
             raise Conflict(f"{version.ref} is {version.model}@{policy.alias} already; "
                            "there is nothing to roll out")
         state = {"policy": policy.to_dict(), "trigger": trigger, "run_id": version.run_id,
-                 "gate": None if gate is None else gate.to_dict()}
+                 "gate": None if gate is None else gate.to_dict(), "create_deployment": first}
         rollout = records.insert_rollout(conn, model=version.model,
                                          challenger=version.version, champion=champion,
                                          deployment=policy.deployment, mode=policy.mode,
                                          now=now, state=state)
         champ = f"{version.model}/{champion}" if champion else "no champion"
-        _event(conn, rollout, "rollout_started",
-               f"{_mode_words(policy)} rollout of {version.ref} against {champ}"
-               + (f" on {policy.deployment}" if policy.deployment else ""),
-               {"policy": policy.to_dict()}, now)
+        reason = f"{_mode_words(policy)} rollout of {version.ref} against {champ}" + (
+            f" on {policy.deployment}" if policy.deployment else "")
+        if first:
+            reason += (f" (the first version, and deployment {policy.deployment!r} does not "
+                       f"exist yet: it is created serving {version.model}@{policy.alias}"
+                       + (f"; the {requested} needs a champion, there is none"
+                          if requested != "direct" else "") + ")")
+        _event(conn, rollout, "rollout_started", reason, {"policy": policy.to_dict()}, now)
     return advance_rollout(rollout.id, now, client=client)
+
+
+def _served(conn: sa.Connection, policy: RolloutPolicy, challenger: str,
+            champion: int | None) -> TrafficPolicy | None:
+    """What ``policy.deployment`` serves; None when it names none or, for the first
+    version of a model (no champion), when the deployment does not exist yet (the rollout
+    creates it). :class:`NotFound` when a model in production has no such deployment."""
+    if policy.deployment is None:
+        return None
+    try:
+        return deployments.get_deployment(conn, policy.deployment).policy
+    except NotFound:
+        if champion is None:
+            return None
+        model = parse_model_ref(challenger).name
+        raise NotFound(
+            f"deployment {policy.deployment!r} does not exist, so the {policy.mode} rollout "
+            f"of {challenger} has nothing to go live on ({model}@{policy.alias} is version "
+            f"{champion}); create it (loopml deploy create {policy.deployment} --model "
+            f"{model}@{policy.alias}) or name the model's deployment in rollout.deployment"
+        ) from None
 
 
 def _mode_words(policy: RolloutPolicy) -> str:
@@ -370,7 +405,11 @@ def _promote(client: Client, rollout: Rollout, now: int, reason: str,
         why = f"rollout {rollout.id}: {reason}"
         registry.set_alias(conn, rollout.model, policy.alias, rollout.challenger,
                            actor=_actor(), reason=why)
-        if rollout.deployment is not None:
+        if rollout.deployment is not None and _create_deployment(conn, rollout, policy, why):
+            reason += (f"; deployment {rollout.deployment} created, serving "
+                       f"{rollout.model}@{policy.alias}")
+            data = {**data, "deployment_created": True}
+        elif rollout.deployment is not None:
             served = deployments.get_deployment(conn, rollout.deployment).policy
             original = TrafficPolicy.from_json(rollout.state.get("original")
                                                or served.to_json())
@@ -385,6 +424,25 @@ def _promote(client: Client, rollout: Rollout, now: int, reason: str,
                f"{ref} is {rollout.model}@{policy.alias} (was "
                f"{rollout.champion or 'unset'}): {reason}", data, now)
         return moved
+
+
+def _create_deployment(conn: sa.Connection, rollout: Rollout, policy: RolloutPolicy,
+                       why: str) -> bool:
+    """Create the rollout's deployment, serving the alias, when the rollout of the first
+    version (no champion) found none; False when it exists (or others are to create it)."""
+    assert rollout.deployment is not None
+    if rollout.champion is not None or not rollout.state.get("create_deployment"):
+        return False
+    try:
+        deployments.get_deployment(conn, rollout.deployment)
+        return False  # someone created it meanwhile: it is updated as any other
+    except NotFound:
+        pass
+    deployments.create_deployment(
+        conn, rollout.deployment, TrafficPolicy(model=f"{rollout.model}@{policy.alias}"),
+        actor=_actor(), reason=f"{why}; the first version of {rollout.model}: deployment "
+                               f"{rollout.deployment} created to serve it")
+    return True
 
 
 def _finish(client: Client, rollout: Rollout, now: int, outcome: str, reason: str,
@@ -409,16 +467,16 @@ def _finish(client: Client, rollout: Rollout, now: int, outcome: str, reason: st
 
 
 # -- the hook the agent calls ----------------------------------------------------------------
+def _lent_options(trigger: Any) -> dict[str, str]:
+    """The rollout options a trigger lends its policy: its ``deployment`` and ``alias``."""
+    return {key: getattr(trigger, key) for key in ("deployment", "alias")
+            if isinstance(getattr(trigger, key, None), str)}
+
+
 def _policies(policy: Any, trigger: Any) -> tuple[GatePolicy, RolloutPolicy]:
     """The policies given, else the trigger's; a mapping's rollout takes the trigger's
     deployment and alias unless it names its own."""
     found = policy if policy is not None else getattr(trigger, "policy", None)
-    if isinstance(found, Mapping):
-        defaults = {key: getattr(trigger, key) for key in ("deployment", "alias")
-                    if isinstance(getattr(trigger, key, None), str)}
-        rollout = found.get("rollout") or {}
-        if isinstance(rollout, Mapping):
-            found = {**found, "rollout": {**defaults, **rollout}}
     if isinstance(found, tuple) and len(found) == 2 and isinstance(found[0], GatePolicy) \
             and isinstance(found[1], RolloutPolicy):
         return found
@@ -429,7 +487,7 @@ def _policies(policy: Any, trigger: Any) -> tuple[GatePolicy, RolloutPolicy]:
         raise InvalidArgument(f"no promotion policy for the candidate of trigger {name!r}; "
                               "declare policy: {gate: {metric: auc}, rollout: {mode: direct}} "
                               "in loopml.yaml or pass policy=")
-    return parse_policies(found)
+    return parse_policies(found, defaults=_lent_options(trigger))
 
 
 def on_candidate(version: Any, trigger: Any = "", *, policy: Any = None,

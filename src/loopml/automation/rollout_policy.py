@@ -132,11 +132,14 @@ def _fields(cls: type, mapping: Mapping[str, Any], section: str) -> dict[str, An
     return dict(mapping)
 
 
-def parse_policies(mapping: Mapping[str, Any] | None) -> tuple[GatePolicy, RolloutPolicy]:
+def parse_policies(mapping: Mapping[str, Any] | None, *,
+                   defaults: Mapping[str, Any] | None = None
+                   ) -> tuple[GatePolicy, RolloutPolicy]:
     """``{gate: {...}, rollout: {...}}`` (from ``loopml.yaml`` or Python) as policies.
 
     ``gate.margin`` may be written ``"2%"`` (relative) and ``gate.slices`` as one column
-    name; ``rollout`` may be omitted (a direct rollout to ``production``)."""
+    name; ``rollout`` may be omitted (a direct rollout to ``production``). ``defaults``
+    (a trigger's ``deployment`` and ``alias``) fill the rollout options it does not set."""
     if mapping is None or not isinstance(mapping, Mapping) or "gate" not in mapping:
         raise InvalidArgument("a promotion policy needs a gate, e.g. policy: {gate: {metric: "
                               "auc, margin: 0.01}, rollout: {mode: canary, percent: 10, "
@@ -163,11 +166,11 @@ def parse_policies(mapping: Mapping[str, Any] | None) -> tuple[GatePolicy, Rollo
         raise InvalidArgument(f"policy.gate needs a metric; use one of "
                               f"{', '.join(KNOWN_METRICS)}")
     rollout = _fields(RolloutPolicy, mapping.get("rollout") or {}, "rollout")
+    rollout = {**{k: v for k, v in (defaults or {}).items() if v is not None}, **rollout}
     try:
         return GatePolicy(**gate), RolloutPolicy(**rollout)
     except TypeError as exc:
         raise InvalidArgument(f"invalid policy: {exc}") from None
-
 
 
 def health(policy: RolloutPolicy, evidence: Evidence) -> str | None:

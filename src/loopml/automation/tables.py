@@ -14,7 +14,8 @@ hand, and the last evaluation error (recorded once, not every tick).
 ``automation_runs`` holds each retrain the agent started (one row per firing, across its
 retries): the pipeline, the attempt, the pipeline run of the current attempt, who drives it
 (agent, host, process) and its outcome; ``candidate`` says whether the model version it
-registered is waiting to be handed to the rollout policy (``pending``) or was (``handed``).
+registered is waiting to be handed to the rollout policy (``pending``; ``retry-N`` after N
+failed hand-offs), was (``handed``), or failed every hand-off (``failed``).
 At most one row per pipeline is ``running``: that is the "one retrain at a time" rule.
 
 ``agent_lease`` elects one leader among agents sharing a database: a row per lease name,
@@ -76,7 +77,7 @@ automation_runs = sa.Table(
     sa.Column("pid", sa.Integer, nullable=True),
     sa.Column("model", sa.String(256), nullable=False, server_default=""),
     sa.Column("version", sa.Integer, nullable=True),
-    # "" (nothing registered) | pending | handed
+    # "" (nothing registered) | pending | retry-N | handed | failed
     sa.Column("candidate", sa.String(16), nullable=False, server_default=""),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("started_at", Millis, nullable=False),

@@ -25,7 +25,6 @@ import importlib.util
 import math
 import os
 import re
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,12 +40,16 @@ if TYPE_CHECKING:
     from loopml.monitoring.records import Alert, MonitorResult
     from loopml.registry.entities import ModelVersion
 
-__all__ = ["CodeChangeTrigger", "DecayTrigger", "DriftTrigger", "Firing", "ManualTrigger",
-           "NewDataTrigger", "ScheduleTrigger", "Trigger", "TriggerContext", "git_changed",
-           "source_fingerprint"]
+__all__ = ["BUILT_CODE", "CodeChangeTrigger", "DecayTrigger", "DriftTrigger", "Firing",
+           "ManualTrigger", "NewDataTrigger", "ScheduleTrigger", "Trigger", "TriggerContext",
+           "fingerprint_of", "source_fingerprint", "source_hashes"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 DRIFT_KINDS = ("drift", "prediction_drift", "target_drift", "quality", "performance")
+#: The key of a code-change trigger's baseline under which the agent records, per version
+#: of its model (``"3"``), the content hashes of the watched files the version was built
+#: from: ``{"3": {"files": {path: hash}}}``.
+BUILT_CODE = "built"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +95,8 @@ class TriggerContext(Protocol):
     def run_tags(self, run_id: str) -> Mapping[str, str]:
         """The tags of a tracked run (code version: ``loopml.git.*``)."""
 
-    def code_fingerprint(self, paths: Sequence[str]) -> str:
-        """A hash of the contents of the files under ``paths``."""
-
-    def code_changed_since(self, commit: str, paths: Sequence[str]) -> bool | None:
-        """Whether ``paths`` differ from git ``commit`` (None: git cannot tell)."""
+    def code_hashes(self, paths: Sequence[str]) -> Mapping[str, str]:
+        """The content hash of each file under ``paths`` (see :func:`source_hashes`)."""
 
 
 def _seconds(value: Any, name: str, trigger: str) -> None:
@@ -496,12 +496,30 @@ def _pipeline_paths(trigger: Trigger) -> tuple[str, ...]:
     return (spec.origin,)
 
 
+def _changed_files(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """The files added, removed or changed between two sets of content hashes, sorted."""
+    return sorted(path for path in set(before) | set(after)
+                  if before.get(path) != after.get(path))
+
+
+def _some(paths: Sequence[str], most: int = 5) -> str:
+    shown = ", ".join(paths[:most])
+    return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
+
+
 @dataclass(frozen=True, kw_only=True)
 class CodeChangeTrigger(Trigger):
     """Fires when the pipeline's code (its file, or ``paths``: files and directories)
-    differs from the code that built the production version: from the git commit its run
-    recorded when there is one, else from the contents seen at the first evaluation. One
-    change starts one retrain (the contents it fired for are remembered)."""
+    differs from the code that built the production version of ``model``.
+
+    The agent records the content hashes of the watched files when it fires a retrain of
+    the model, and keeps them with the version that retrain registers; the trigger compares
+    the files now with those of the version in production, so every file counts the same,
+    whether git tracks it, ignores it, has never seen it, or there is no repository at all
+    (git only names the commit the production version was built at, in the reason). For a
+    production version the agent did not build (or without ``model``), it compares with
+    the contents seen at its first evaluation. One change starts one retrain (the contents
+    it fired for are remembered)."""
 
     kind: ClassVar[str] = "code_change"
     paths: tuple[str, ...] = ()
@@ -517,33 +535,47 @@ class CodeChangeTrigger(Trigger):
     def describe(self) -> str:
         return f"code of {', '.join(self.paths) if self.paths else self.pipeline_ref} changes"
 
+    def _built(self, ctx: TriggerContext) -> tuple[ModelVersion, Mapping[str, str]] | None:
+        """The production version and the hashes of the code it was built from, when the
+        agent recorded them."""
+        production = ctx.model_version(self.model, self.alias) if self.model else None
+        if production is None:
+            return None
+        record = (ctx.state.baseline.get(BUILT_CODE) or {}).get(str(production.version))
+        files = record.get("files") if isinstance(record, Mapping) else None
+        return (production, files) if isinstance(files, Mapping) else None
+
     def evaluate(self, ctx: TriggerContext) -> Firing | None:
         paths = self.watched()
-        fingerprint = ctx.code_fingerprint(paths)
-        shown = ", ".join(paths)
+        files = dict(ctx.code_hashes(paths))
+        fingerprint = fingerprint_of(files)
         fired = {"code_hash": fingerprint, "fired_code_hash": fingerprint}
         if ctx.state.baseline.get("fired_code_hash") == fingerprint:
             return None  # this very code was retrained already
-        built = ctx.model_version(self.model, self.alias) if self.model else None
-        commit = ctx.run_tags(built.run_id).get("loopml.git.commit") \
-            if built is not None and built.run_id else None
-        changed = ctx.code_changed_since(commit, paths) if commit else None
-        if changed is not None:
+        built = self._built(ctx)
+        if built is not None:
+            production, before = built
+            changed = _changed_files(before, files)
             if not changed:
-                ctx.remember(code_hash=fingerprint)
+                if ctx.state.baseline.get("code_hash") != fingerprint:
+                    ctx.remember(code_hash=fingerprint)
                 return None
-            assert built is not None and commit is not None
-            reason = (f"{shown} changed since commit {commit[:10]}, which built "
-                      f"{self.model} v{built.version} ({self.alias})")
-            return self._fire(reason, data={"commit": commit, "paths": list(paths),
-                                            "code_hash": fingerprint}, baseline=fired)
+            commit = ctx.run_tags(production.run_id).get("loopml.git.commit") \
+                if production.run_id else None
+            at = f" at commit {commit[:10]}" if commit else ""
+            reason = (f"{_some(changed)} changed since {self.model} v{production.version} "
+                      f"({self.alias}) was built{at}")
+            return self._fire(reason, data={"paths": list(paths), "changed": changed[:100],
+                                            "built_version": production.version,
+                                            "commit": commit, "code_hash": fingerprint},
+                              baseline=fired)
         seen = ctx.state.baseline.get("code_hash")
         if seen is None:
             ctx.remember(code_hash=fingerprint)
             return None
         if seen == fingerprint:
             return None
-        reason = f"{shown} changed (contents {seen[:10]} -> {fingerprint[:10]})"
+        reason = (f"{', '.join(paths)} changed (contents {seen[:10]} -> {fingerprint[:10]})")
         return self._fire(reason, data={"paths": list(paths), "code_hash": fingerprint,
                                         "previous_hash": seen}, baseline=fired)
 
@@ -572,43 +604,30 @@ def _files(paths: Sequence[str]) -> list[Path]:
     for text in paths:
         path = Path(text)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file()
-                            and "__pycache__" not in p.parts
-                            and not any(part.startswith(".") for part in p.parts))
+            found += sorted(p for p in path.rglob("*") if p.is_file() and not any(
+                part == "__pycache__" or part.startswith(".")
+                for part in p.relative_to(path).parts))
         elif path.is_file():
             found.append(path)
     return found
 
 
-def source_fingerprint(paths: Sequence[str]) -> str:
-    """A hash over the names and contents of the files under ``paths`` (missing: nothing)."""
+def source_hashes(paths: Sequence[str]) -> dict[str, str]:
+    """The content hash of each file under ``paths`` (files, or directories walked without
+    their hidden entries and ``__pycache__``), by path as found; a missing path gives
+    nothing. Git plays no part: tracked, untracked and ignored files count the same."""
+    return {os.fsdecode(path): hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+            for path in _files(paths)}
+
+
+def fingerprint_of(hashes: Mapping[str, str]) -> str:
+    """One hash over the names and content hashes of a set of files."""
     digest = hashlib.blake2b(digest_size=16)
-    for path in _files(paths):
-        digest.update(os.fsencode(path) + b"\0")
-        digest.update(path.read_bytes())
-        digest.update(b"\0")
+    for path in sorted(hashes):
+        digest.update(os.fsencode(path) + b"\0" + hashes[path].encode() + b"\0")
     return digest.hexdigest()
 
 
-def git_changed(commit: str, paths: Sequence[str]) -> bool | None:
-    """Whether the working tree at ``paths`` (untracked files included) differs from
-    ``commit``; None when git is missing, the paths are not in a repository or the commit is
-    unknown there."""
-    if not paths:
-        return None
-    cwd = Path(paths[0]).resolve()
-    cwd = cwd if cwd.is_dir() else cwd.parent
-    absolute = [str(Path(p).resolve()) for p in paths]
-    try:
-        diff = subprocess.run(["git", "diff", "--quiet", commit, "--", *absolute], cwd=cwd,
-                              capture_output=True, timeout=30, check=False)
-        if diff.returncode not in (0, 1):
-            return None
-        if diff.returncode == 1:
-            return True
-        extra = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "--",
-                                *absolute], cwd=cwd, capture_output=True, timeout=30,
-                               check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(extra.stdout.strip()) if extra.returncode == 0 else None
+def source_fingerprint(paths: Sequence[str]) -> str:
+    """A hash over the names and contents of the files under ``paths`` (missing: nothing)."""
+    return fingerprint_of(source_hashes(paths))
