@@ -261,3 +261,13 @@ def test_asts_are_frozen_and_hashable() -> None:
     assert hash(parsed) == hash(parse_filter("metrics.auc in (1, 2) or not params.model = 'rf'"))
     with pytest.raises(AttributeError):
         parsed.operands = ()  # type: ignore[misc, union-attr]
+
+
+def test_deep_nesting_is_a_syntax_error_not_a_crash() -> None:
+    from loopml.tracking.filter import MAX_FILTER_DEPTH
+
+    ok = "(" * MAX_FILTER_DEPTH + "params.a = '1'" + ")" * MAX_FILTER_DEPTH
+    assert parse_filter(ok) is not None
+    for deep in ("(" * 5000 + "params.a = '1'" + ")" * 5000, "NOT " * 5000 + "params.a = '1'"):
+        with pytest.raises(FilterSyntaxError, match="nests more than"):
+            parse_filter(deep)

@@ -228,8 +228,13 @@ def _syntax_error(text: str, pos: int, detail: str, label: str) -> FilterSyntaxE
 # -- parser -------------------------------------------------------------------------------
 
 
+#: Levels of parentheses and NOT a filter may nest (deeper would exhaust the stack).
+MAX_FILTER_DEPTH = 64
+
+
 class _Parser:
     def __init__(self, text: str, label: str = "filter") -> None:
+        self.depth = 0
         self.label = label
         self.text = text
         self.tokens = _tokenize(text, label)
@@ -276,17 +281,24 @@ class _Parser:
         return operands[0] if len(operands) == 1 else And(tuple(operands))
 
     def not_expr(self) -> Expr:
+        if not (self.at_keyword("NOT") or self.at_symbol("(")):
+            return self.comparison()
+        self.depth += 1
+        if self.depth > MAX_FILTER_DEPTH:
+            raise _syntax_error(self.text, self.token.pos, f"the filter nests more than "
+                                f"{MAX_FILTER_DEPTH} levels of parentheses or NOT; write it "
+                                "with fewer levels", self.label)
         if self.at_keyword("NOT"):
             self.advance()
-            return Not(self.not_expr())
-        if self.at_symbol("("):
+            expr: Expr = Not(self.not_expr())
+        else:
             self.advance()
             expr = self.or_expr()
             if not self.at_symbol(")"):
                 raise self.fail("')', AND or OR")
             self.advance()
-            return expr
-        return self.comparison()
+        self.depth -= 1
+        return expr
 
     def identifier(self) -> Identifier:
         token = self.token
