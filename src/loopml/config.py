@@ -37,6 +37,14 @@ class Settings:
         "Metadata store: sqlite:///PATH or postgresql://…; default: SQLite under home."))
     blob_url: str = field(default="", metadata=_doc(
         "Blob store: file://PATH, s3://bucket/prefix or memory://; default: home/blobs."))
+    tracking_uri: str = field(default="", metadata=_doc(
+        "A loopml server (http(s)://host:port) that the client talks to instead of the "
+        "local stores; empty: the local stores."))
+    tracking_token: str = field(default="", repr=False, metadata=_doc(
+        "Token sent to the tracking server (Authorization: Bearer); empty: none."))
+    serve_token: str = field(default="", repr=False, metadata=_doc(
+        "Bearer token a model server ('loopml serve', 'loopml deploy serve') requires of "
+        "every request but /health, /ready and the docs; empty: none."))
     remote_url: str = field(default="", metadata=_doc(
         "Remote blob store that 'loopml data push/pull' copy versions to/from (s3://…)."))
     s3_endpoint_url: str = field(default="", metadata=_doc(
@@ -78,8 +86,17 @@ class Settings:
                 "agent_interval and agent_lease_ttl must be > 0 seconds and "
                 f"trigger_min_interval >= 0, got {self.agent_interval}, "
                 f"{self.agent_lease_ttl} and {self.trigger_min_interval}")
+        if self.tracking_uri and not self.is_remote:
+            raise InvalidArgument(
+                f"tracking_uri must be an http(s):// URL of a loopml server, got "
+                f"{self.tracking_uri!r}; set it to e.g. http://127.0.0.1:5000 or leave it empty")
         if self.metric_buffer_size < 1 or self.blob_workers < 1:
             raise InvalidArgument("metric_buffer_size and blob_workers must be at least 1")
+
+    @property
+    def is_remote(self) -> bool:
+        """True when a tracking server (``tracking_uri`` http(s)://…) is configured."""
+        return self.tracking_uri.startswith(("http://", "https://"))
 
     @property
     def is_embedded(self) -> bool:

@@ -11,13 +11,24 @@ the same class.
     ├── NotFound                 404  RESOURCE_DOES_NOT_EXIST
     ├── AlreadyExists            409  RESOURCE_ALREADY_EXISTS
     ├── InvalidArgument          400  INVALID_PARAMETER_VALUE   (also a ValueError)
-    │   └── FilterSyntaxError    400  INVALID_PARAMETER_VALUE
+    │   ├── FilterSyntaxError    400  INVALID_PARAMETER_VALUE
+    │   ├── InvalidInput         422  INVALID_PARAMETER_VALUE   (data that does not fit a
+    │   │                                                        model's signature)
+    │   └── RequestTooLarge      413  REQUEST_TOO_LARGE
     ├── Conflict                 409  INVALID_STATE
     ├── PermissionDenied         403  PERMISSION_DENIED
+    │   └── Unauthorized         401  UNAUTHENTICATED           (no valid bearer token)
     ├── CorruptData              500  DATA_LOSS
     ├── BackendUnavailable       503  TEMPORARILY_UNAVAILABLE
+    │   └── NotReady             503  TEMPORARILY_UNAVAILABLE   (no model version loaded yet)
     ├── MissingDependency        500  MISSING_DEPENDENCY         (also an ImportError)
+    ├── ModelFailed              500  MODEL_FAILED              (a model raised on a valid input)
+    │   └── ModelRejectedInput   422  INVALID_PARAMETER_VALUE   (... a ValueError or alike:
+    │                                                            also an InvalidArgument)
     └── StepFailed               500  STEP_FAILED
+
+The model server (:mod:`loopml.serving`) answers with the status of the class and a body
+``{"error_code", "message", "request_id"}`` (plus ``field`` and ``row`` for InvalidInput).
 """
 
 from __future__ import annotations
@@ -29,11 +40,17 @@ __all__ = [
     "CorruptData",
     "FilterSyntaxError",
     "InvalidArgument",
+    "InvalidInput",
     "LoopmlError",
     "MissingDependency",
+    "ModelFailed",
+    "ModelRejectedInput",
     "NotFound",
+    "NotReady",
     "PermissionDenied",
+    "RequestTooLarge",
     "StepFailed",
+    "Unauthorized",
 ]
 
 
@@ -82,6 +99,26 @@ class FilterSyntaxError(InvalidArgument):
         self.position = position
 
 
+class InvalidInput(InvalidArgument):
+    """A request whose data does not fit the model's signature; ``field`` and ``row`` say
+    where (the message never quotes the value sent)."""
+
+    http_status = 422
+
+    def __init__(self, message: str, *, field: str | None = None, row: int | None = None
+                 ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.row = row
+
+
+class RequestTooLarge(InvalidArgument):
+    """A request body over the server's size limit."""
+
+    http_status = 413
+    error_code = "REQUEST_TOO_LARGE"
+
+
 class Conflict(LoopmlError):
     """The operation clashes with the current state (e.g. changing a logged param)."""
 
@@ -94,6 +131,13 @@ class PermissionDenied(LoopmlError):
 
     http_status = 403
     error_code = "PERMISSION_DENIED"
+
+
+class Unauthorized(PermissionDenied):
+    """No bearer token, or not the one the server expects (401, not 403)."""
+
+    http_status = 401
+    error_code = "UNAUTHENTICATED"
 
 
 class CorruptData(LoopmlError):
@@ -110,6 +154,10 @@ class BackendUnavailable(LoopmlError):
     error_code = "TEMPORARILY_UNAVAILABLE"
 
 
+class NotReady(BackendUnavailable):
+    """A model server has no model version loaded yet; retry once it is ready."""
+
+
 class MissingDependency(LoopmlError, ImportError):
     """An optional package is needed; the message names the install command."""
 
@@ -120,6 +168,21 @@ class MissingDependency(LoopmlError, ImportError):
         super().__init__(f"{feature} needs the package '{package}', which is not installed; "
                          f"install it with: {install}")
         self.package = package
+
+
+class ModelFailed(LoopmlError):
+    """A model raised on an input that passed its signature's checks (the message names
+    the exception's type only; the server log has the rest)."""
+
+    error_code = "MODEL_FAILED"
+
+
+class ModelRejectedInput(ModelFailed, InvalidArgument):
+    """A model refused an input that passed its signature's checks, with a ValueError,
+    TypeError or LookupError: the input's fault rather than the model's (422)."""
+
+    http_status = 422
+    error_code = "INVALID_PARAMETER_VALUE"
 
 
 class StepFailed(LoopmlError):
@@ -136,7 +199,8 @@ class StepFailed(LoopmlError):
 def error_class_for_code(error_code: str) -> type[LoopmlError]:
     """The class a remote client raises for an ``error_code`` received from a server."""
     for cls in (NotFound, AlreadyExists, InvalidArgument, Conflict, PermissionDenied,
-                CorruptData, BackendUnavailable, StepFailed):
+                CorruptData, BackendUnavailable, StepFailed, Unauthorized, RequestTooLarge,
+                ModelFailed):
         if cls.error_code == error_code:
             return cls
     return LoopmlError

@@ -113,3 +113,32 @@ def test_a_server_s_rollback_applies_only_to_the_revision_it_saw(meta: MetadataS
     assert first is not None and second is None
     assert (first.from_version, first.to_version) == (3, 2)
     assert [e.kind for e in deploys.history("api")] == ["created", "auto-rollback"]
+
+
+def test_the_embedded_client_manages_deployments(tmp_path) -> None:
+    """``client.deployments``: create, update, roll back and read without the CLI."""
+    import loopml
+    from loopml.deployments import Deployments as Exported
+
+    client = loopml.Client(loopml.load_settings(home=tmp_path / ".loopml", environ={},
+                                                config_file=tmp_path / "none.toml"))
+    try:
+        with client.meta.write() as conn:
+            for _ in range(3):
+                registry.insert_version(conn, "churn", tree="0" * 64, flavor="sklearn")
+            registry.set_alias(conn, "churn", "production", 2, actor="t", reason="")
+        assert isinstance(client.deployments, Exported)
+        client.deployments.create("api", model="churn@production", canary="churn/3=10%",
+                       rollback=RollbackRule(max_error_rate=0.1))
+        event = client.deployments.rollback("api", reason="drift")
+        assert (event.kind, event.from_version, event.to_version, event.reason) == (
+            "rollback", 3, 2, "drift")
+        assert client.deployments.get("api").policy.pinned == 2
+        client.deployments.update("api", model="churn@production", shadow="churn/1")
+        assert [e.kind for e in client.deployments.history("api")] == [
+            "created", "rollback", "updated"]
+        [found] = client.deployments.list()
+        assert (found.name, found.policy.pinned, found.policy.shadow) == ("api", None,
+                                                                         "churn/1")
+    finally:
+        client.close()

@@ -8,8 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from loopml.automation import tables as automation_tables  # noqa: F401
 from loopml.automation import review_tables, tables_rollout  # noqa: F401
+from loopml.automation import tables as automation_tables  # noqa: F401
 from loopml.datasets import tables as dataset_tables  # noqa: F401  (registers its tables)
 from loopml.deployments import tables as deployment_tables  # noqa: F401
 from loopml.errors import Conflict
@@ -17,6 +17,7 @@ from loopml.hpo import tables as hpo_tables  # noqa: F401
 from loopml.monitoring import tables as monitoring_tables  # noqa: F401
 from loopml.pipelines import tables as pipeline_tables  # noqa: F401
 from loopml.registry import tables as registry_tables  # noqa: F401
+from loopml.server import token_tables, upload_tables  # noqa: F401
 from loopml.store import MetadataStore, metadata
 from loopml.store.engine import make_engine
 from loopml.store.migrate import SCHEMA_HEAD, _alembic_config, current_revision, upgrade

@@ -3,6 +3,10 @@ writes (through its segment sink) a reader finds by endpoint, kind and time."""
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from loopml.blobs import BlobStore, open_backend
@@ -53,3 +57,32 @@ def test_a_full_queue_drops_and_counts() -> None:
     log.close()
     assert (log.dropped, sum(written)) == (1, 2)
     assert not log.add("requests", _request(9, 9))  # closed
+
+
+def test_rows_queued_together_and_text_that_is_not_utf8(tmp_path: Path) -> None:
+    """``extend`` queues what fits (one lock for all) and drops the rest; a request body
+    that is not UTF-8 is stored with replacement characters rather than failing its
+    segment."""
+    written: list[int] = []
+    release = threading.Event()
+
+    def slow_sink(kind: str, rows: list[Any]) -> None:
+        release.wait(10)  # rows being written still count against the queue's bound
+        written.append(len(rows))
+
+    log = PayloadLog(slow_sink, max_queue_rows=4, flush_interval_s=60)
+    assert log.extend("requests", [_request(i, i) for i in range(3)]) == 3
+    assert log.extend("requests", [_request(i, i) for i in range(3, 6)]) == 1
+    release.set()
+    log.close()
+    assert (log.dropped, sum(written)) == (2, 4)
+    meta = MetadataStore(f"sqlite:///{tmp_path / 'meta.db'}")
+    blobs = BlobStore(open_backend("memory://"))
+    sink = SegmentSink(blobs=blobs, meta=lambda: meta, endpoint="e", model="churn")
+    row = list(_request(0, 5))
+    row[9] = b'{"inputs": "\xff"}'
+    sink("requests", [tuple(row)])
+    with meta.read() as conn:
+        table = read_segments(blobs, list_segments(conn, endpoint="e"))
+    assert table.column("request").to_pylist() == ['{"inputs": "\ufffd"}']
+    meta.close()

@@ -56,7 +56,8 @@ class Registry:
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
-    """churn versions 1-3 (pickled: loading skops would import torch, seconds per server);
+    """churn versions 1-3 (pickled: importing skops walks every scikit-learn module, half a
+    second more per server process; test_serving_imports serves a skops package);
     production → 1."""
     home = tmp_path_factory.mktemp("serving") / ".loopml"
     rng = np.random.default_rng(7)

@@ -1,17 +1,23 @@
-"""Traffic policies in the server: the canary split, sticky keys, the rollback guard."""
+"""Traffic policies in the server: the canary split, sticky keys, the rollback guard, and
+the shadow's batched mirror."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
 from loopml.deployments.policy import RollbackRule, TrafficPolicy, parse_canary
-from loopml.errors import InvalidArgument
+from loopml.errors import InvalidArgument, ModelFailed
 from loopml.serving.guard import RollbackGuard
 from loopml.serving.model import ServedVersion
 from loopml.serving.router import Router, Routes, sticky_bucket
+from loopml.serving.shadow import ShadowMirror
+from loopml.serving.validation import Checked
 
 PRIMARY = cast(ServedVersion, object())
 CANARY = cast(ServedVersion, object())
@@ -80,3 +86,42 @@ def test_policy_round_trips_and_refuses_bad_values() -> None:
         RollbackRule()
     with pytest.raises(InvalidArgument, match="invalid alias"):
         TrafficPolicy(model="churn@")
+
+
+class _Shadow:
+    """What the mirror needs of a served version: a check and a batched ``run``."""
+
+    name, version, label, has_proba = "churn", 7, "7", False
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.validator = SimpleNamespace(batchable=True, key="k",
+                                         check=lambda body: Checked(1, body))
+
+    def run(self, method: str, items: list[Checked]) -> list[Any]:
+        self.batches.append(len(items))
+        return [ModelFailed("boom") if item.data < 0 else [item.data * 10] for item in items]
+
+
+def test_a_shadow_predicts_in_batches_off_the_loop_and_drops_past_its_bound() -> None:
+    shadow = _Shadow()
+    answers: list[tuple[Any, ...]] = []
+    executor = ThreadPoolExecutor(1)
+    mirror = ShadowMirror(on_result=lambda version, method, got: answers.extend(got),
+                          executor=executor, max_pending=50, batch_rows=16, max_wait_s=0.01)
+
+    async def mirror_all() -> list[bool]:
+        accepted = [mirror.submit(cast(ServedVersion, shadow), -1 if i == 3 else i, f"r{i}",
+                                  "predict") for i in range(60)]
+        await mirror.close()
+        return accepted
+
+    accepted = asyncio.run(mirror_all())
+    executor.shutdown()
+    assert accepted == [True] * 50 + [False] * 10  # 50 queued or in flight at most
+    assert shadow.batches == [16, 16, 16, 2]  # the first job left at 16, the rest at close
+    assert [a[0] for a in answers] == [f"r{i}" for i in range(50)]
+    assert answers[3][1] == 500 and answers[3][5] == "boom"
+    assert answers[4][1:5:3] == (200, [40])
+    assert mirror.counts == {("churn", "7", "ok"): 49, ("churn", "7", "error"): 1,
+                             ("churn", "7", "dropped"): 10}

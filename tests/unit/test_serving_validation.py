@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopml.errors import InvalidArgument
+from loopml.errors import InvalidArgument, InvalidInput
 from loopml.models import ColumnSpec, Schema, TensorSpec
 from loopml.serving.batching import MicroBatcher
 from loopml.serving.metrics import Registry
 from loopml.serving.model import split_output
-from loopml.serving.validation import InvalidInput, compile_validator
+from loopml.serving.validation import compile_validator
 
 SECRET = "SECRET-VALUE-17"
 TABLE = Schema(columns=(ColumnSpec("age", "float64"), ColumnSpec("visits", "int32"),
@@ -139,7 +139,11 @@ def test_no_signature_passes_data_through_one_request_at_a_time() -> None:
 
 
 def test_split_output() -> None:
-    assert [p.tolist() for p in split_output(np.arange(5), [2, 3]) or []] == [[0, 1], [2, 3, 4]]
+    assert split_output(np.arange(5), [2, 3]) == [[0, 1], [2, 3, 4]]  # lists: cheap to encode
+    proba = split_output(np.array([[0.5, 0.5], [0.1, 0.9], [1.0, 0.0]]), [1, 2])
+    assert proba == [[[0.5, 0.5]], [[0.1, 0.9], [1.0, 0.0]]]
+    texts = split_output(np.array(["a", "b", "c"], dtype=object), [2, 1]) or []
+    assert [list(p) for p in texts] == [["a", "b"], ["c"]]
     frame = pd.DataFrame({"a": range(3)})
     assert [len(p) for p in split_output(frame, [1, 2]) or []] == [1, 2]
     assert split_output({"x": np.zeros(3)}, [1, 2]) is not None

@@ -15,7 +15,7 @@ implementation obeys one contract, checked by ``tests/contract/test_blob_backend
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from loopml.errors import BackendUnavailable, InvalidArgument, NotFound
@@ -32,6 +32,13 @@ class BlobBackend(ABC):
     @abstractmethod
     def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key``."""
+
+    def exists_many(self, keys: Sequence[str]) -> list[bool] | None:
+        """Whether an object is stored under each of ``keys``, answered in one call; None
+        (the default) where the backend has no such call: the blob store then looks the
+        keys up one by one on its threads. A backend behind a network round trip (a
+        ``loopml server``) answers for thousands of keys in one request."""
+        return None
 
     @abstractmethod
     def put_bytes(self, key: str, data: bytes) -> None:

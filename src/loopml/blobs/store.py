@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -59,6 +59,16 @@ class BlobStore:
     def has(self, digest: str) -> bool:
         """Whether the blob ``digest`` is stored (its content is not checked)."""
         return self.backend.exists(key_for(digest))
+
+    def has_many(self, digests: Sequence[str]) -> list[bool]:
+        """Whether each of ``digests`` is stored: in one call where the backend answers for
+        many keys at once (:meth:`BlobBackend.exists_many`), else a look-up each on the
+        store's threads."""
+        keys = [key_for(digest) for digest in digests]
+        found = self.backend.exists_many(keys)
+        if found is None:
+            found = run_parallel(self.backend.exists, keys, workers=self.workers)
+        return found
 
     def put_bytes(self, data: bytes) -> str:
         """Store ``data`` unless it is stored already; return its digest."""

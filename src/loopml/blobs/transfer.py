@@ -100,7 +100,7 @@ def _present(dst: BlobStore, plan: _Plan, digests: Iterable[str]) -> dict[str, b
     """Whether each of ``digests`` is at ``dst``, looking up each once (in parallel)."""
     wanted = list(dict.fromkeys(digests))
     unknown = [digest for digest in wanted if digest not in plan.present]
-    found = run_parallel(dst.has, unknown, workers=dst.workers)
+    found = dst.has_many(unknown)
     plan.present.update(zip(unknown, found, strict=True))
     return {digest: plan.present[digest] for digest in wanted}
 

@@ -107,13 +107,18 @@ def data_status(path: Path, name: str, as_json: bool) -> None:
 
     stores = ClientBase()
     found = latest_version_quickly(stores.settings, name)
+    client = None
     if found is None:  # not the embedded store, or a case the client words better
-        latest = open_client().get_dataset_version(name)
+        client = open_client()
+        latest = client.get_dataset_version(name)
         found = (latest.version, latest.tree)
     version, latest_tree = found
-    tree = build_tree(stores.blobs, path, base=latest_tree, stat_cache=stores.stat_cache,
+    # With a server, the latest tree is read through the remote client's local cache.
+    blobs = client.blob_cache if client is not None and stores.settings.is_remote \
+        else stores.blobs
+    tree = build_tree(blobs, path, base=latest_tree, stat_cache=stores.stat_cache,
                       record=False)  # the directory's index keeps naming the version
-    changes = diff_trees(stores.blobs, latest_tree, tree.digest)
+    changes = diff_trees(blobs, latest_tree, tree.digest)
     result = {"dataset": f"{name}@{version}", "up_to_date": tree.digest == latest_tree,
               "added": list(changes.added), "removed": list(changes.removed),
               "modified": list(changes.modified)}
@@ -249,6 +254,9 @@ def _transfer(ref: str, direction: str) -> Any:
     from loopml.datasets.quick_lookup import version_quickly
 
     stores = ClientBase()
+    if stores.settings.is_remote:  # the server holds every version: the client says so
+        client = open_client()
+        return client.push_dataset(ref) if direction == "push" else client.pull_dataset(ref)
     found = version_quickly(stores.settings, ref)
     tree = open_client().get_dataset_version(ref).tree if found is None else found[2]
     move = push if direction == "push" else pull

@@ -176,8 +176,9 @@ def deploy_history(name: str, as_json: bool) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int,
               help="Server processes sharing the port.")
-@click.option("--token", envvar="LOOPML_SERVE_TOKEN", default=None,
-              help="Bearer token requests must carry (default: $LOOPML_SERVE_TOKEN; none).")
+@click.option("--token", default=None,
+              help="Bearer token requests must carry (default: the serve_token setting, "
+                   "$LOOPML_SERVE_TOKEN; none).")
 @click.option("--poll-interval", default=1.0, show_default=True, type=float,
               help="Seconds between looks at the deployment and its aliases.")
 @click.option("--log-sample", default=1.0, show_default=True, type=float,
@@ -193,6 +194,8 @@ def deploy_serve(name: str, host: str, port: int, workers: int, token: str | Non
 
     client = open_client()
     found = Deployments(client.meta).get(name)  # NotFound (listing the deployments) before binding
+    if token is None:
+        token = client.settings.serve_token or None
     options = ServeOptions(deployment=name, host=host, port=port, workers=workers,
                            token=token, poll_interval_s=poll_interval, log_sample=log_sample,
                            trusted=trusted)

@@ -30,6 +30,9 @@ COMMANDS = {
     "events": "loopml.cli.events:events",
     "trigger": "loopml.cli.trigger:trigger",
     "review": "loopml.cli.review:review",
+    "server": "loopml.cli.server:server",
+    "tokens": "loopml.cli.tokens:tokens",
+    "ui": "loopml.cli.ui:ui",
 }
 
 

@@ -12,7 +12,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 
 def open_client() -> Any:
-    """The client for this command, built from the environment (imported when first needed)."""
-    from loopml.client import Client
+    """The client for this command, built from the environment (imported when first needed):
+    the remote client when ``LOOPML_TRACKING_URI`` names a loopml server."""
+    from loopml.client.fluent import new_client
 
-    return Client()
+    return new_client()

@@ -22,8 +22,9 @@ __all__ = ["serve"]
               help="Rows predicted together at most.")
 @click.option("--max-wait-ms", default=2.0, show_default=True, type=float,
               help="How long a batch waits for more requests under concurrent load.")
-@click.option("--token", envvar="LOOPML_SERVE_TOKEN", default=None,
-              help="Bearer token requests must carry (default: $LOOPML_SERVE_TOKEN; none).")
+@click.option("--token", default=None,
+              help="Bearer token requests must carry (default: the serve_token setting, "
+                   "$LOOPML_SERVE_TOKEN; none).")
 @click.option("--max-body-bytes", default=4 * 1024 * 1024, show_default=True, type=int,
               help="Larger request bodies get 413.")
 @click.option("--poll-interval", default=1.0, show_default=True, type=float,
@@ -50,13 +51,17 @@ def serve(model: str, host: str, port: int, workers: int, max_batch_size: int,
     from loopml.serving.options import ServeOptions
     from loopml.serving.server import serve as run_server
 
+    settings = load_settings()
+    if settings.is_remote:  # it reads the store (and follows the alias) itself
+        from loopml.client.remote import store_needed
+
+        store_needed("'loopml serve'")
     options = ServeOptions(model=model, host=host, port=port, workers=workers,
                            max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
-                           token=token, max_body_bytes=max_body_bytes,
-                           poll_interval_s=poll_interval, log_sample=log_sample,
-                           log_flush_s=log_flush, allow_non_finite=allow_non_finite,
-                           trusted=trusted)
-    settings = load_settings()
+                           token=token if token is not None else settings.serve_token or None,
+                           max_body_bytes=max_body_bytes, poll_interval_s=poll_interval,
+                           log_sample=log_sample, log_flush_s=log_flush,
+                           allow_non_finite=allow_non_finite, trusted=trusted)
 
     def meta() -> MetadataStore:
         from loopml.store import MetadataStore

@@ -98,11 +98,8 @@ def runs_list(experiment: str | None, filter_text: str | None, order_by: tuple[s
 @json_option
 def runs_show(run_id: str, all_tags: bool, as_json: bool) -> None:
     """Show one run (RUN_ID may be a unique prefix)."""
-    from loopml.tracking.records import resolve_run_id
-
     client = open_client()
-    with client.meta.read() as conn:
-        run_id = resolve_run_id(conn, run_id)
+    run_id = client.resolve_run_id(run_id)
     run = client.get_run(run_id)
     files = client.list_artifacts(run_id)
     if as_json:
@@ -132,12 +129,9 @@ def runs_show(run_id: str, all_tags: bool, as_json: bool) -> None:
 def runs_compare(run_ids: tuple[str, ...], experiment: str | None, filter_text: str | None,
                  order_by: tuple[str, ...], max_results: int, as_json: bool) -> None:
     """Compare runs side by side: the given RUN_IDS, or those an experiment/filter selects."""
-    from loopml.tracking.records import resolve_run_id
-
     client = open_client()
     if run_ids:
-        with client.meta.read() as conn:
-            ids = [resolve_run_id(conn, r) for r in run_ids]
+        ids = [client.resolve_run_id(r) for r in run_ids]
         found = [client.get_run(i) for i in ids]
     else:
         found = _search(experiment, filter_text, order_by, max_results)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from loopml.client.active_run import ActiveRun
+    from loopml.deployments.api import Deployments
 
 __all__ = ["Client"]
 
@@ -62,6 +63,19 @@ class Client(ModelMethods):
         self._metric_buffer.close()
         self.close_stores()
         _open_clients.discard(self)
+
+    @property
+    def deployments(self) -> Deployments:
+        """Deployments over this client's metadata store: ``create``, ``update``,
+        ``rollback``, ``get``, ``list``, ``history`` (what ``loopml deploy`` does)::
+
+            client.deployments.create("churn-api", model="churn@production",
+                                      canary="churn@staging=10%")
+            client.deployments.rollback("churn-api", reason="conversion dropped")
+        """
+        from loopml.deployments.api import Deployments
+
+        return Deployments(self.meta)
 
     def _write_points(self, points: Sequence[MetricPoint]) -> None:
         with self.meta.write() as conn:
@@ -119,6 +133,11 @@ class Client(ModelMethods):
         self._metric_buffer.flush()
         with self.meta.read() as conn:
             return records.get_run(conn, run_id)
+
+    def resolve_run_id(self, id_or_prefix: str) -> str:
+        """The full id of the run ``id_or_prefix`` names (a unique prefix of 4+ characters)."""
+        with self.meta.read() as conn:
+            return records.resolve_run_id(conn, id_or_prefix)
 
     def delete_run(self, run_id: str) -> None:
         with self.meta.write() as conn:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from loopml.client.active_run import ActiveRun
 from loopml.client.embedded import Client
+from loopml.config import Settings, load_settings
 from loopml.errors import Conflict
 from loopml.tracking.entities import ArtifactInfo, Experiment, Metric, Run, RunStatus
 
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
 __all__ = ["active_run", "create_experiment", "default_client", "end_run", "get_experiment",
            "get_metric_history", "get_run", "list_experiments", "log_artifact", "log_dict",
            "log_metric", "log_metrics", "log_param", "log_params", "log_text",
-           "run_in_context", "search_runs", "set_default_client", "set_tag", "set_tags",
-           "start_run"]
+           "new_client", "run_in_context", "search_runs", "set_default_client", "set_tag",
+           "set_tags", "start_run"]
 
 _lock = threading.Lock()
 _client: Client | None = None
@@ -35,12 +36,25 @@ _stack: list[ActiveRun] = []
 _context_run: ContextVar[ActiveRun | None] = ContextVar("loopml_context_run", default=None)
 
 
+def new_client(settings: Settings | None = None) -> Client:
+    """A client of ``settings`` (default: from the environment): a
+    :class:`~loopml.client.remote.RemoteClient` when ``tracking_uri`` names a loopml server
+    (``LOOPML_TRACKING_URI=http://host:5000``), else the embedded :class:`Client`."""
+    settings = settings or load_settings()
+    if settings.is_remote:
+        from loopml.client.remote import RemoteClient
+
+        return RemoteClient(settings)
+    return Client(settings)
+
+
 def default_client() -> Client:
-    """The client the module-level API uses, built from the environment on first use."""
+    """The client the module-level API uses, built from the environment on first use
+    (see :func:`new_client`)."""
     global _client
     with _lock:
         if _client is None:
-            _client = Client()
+            _client = new_client()
         return _client
 
 

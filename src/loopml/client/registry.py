@@ -96,22 +96,26 @@ class ModelMethods(DatasetMethods):
         with self.meta.read() as conn:
             return records.resolve(conn, parse_model_ref(ref))
 
-    def set_model_alias(self, name: str, alias: str, version: int, *,
-                        reason: str = "") -> AliasEvent:
-        """Point ``alias`` at ``version``; the move is recorded in the audit log."""
+    def set_model_alias(self, name: str, alias: str, version: int, *, reason: str = "",
+                        actor: str | None = None) -> AliasEvent:
+        """Point ``alias`` at ``version``; the move is recorded in the audit log (``actor``:
+        who moved it, default the current user)."""
         with self.meta.write() as conn:
-            return records.set_alias(conn, name, alias, int(version), actor=current_user(),
-                                     reason=reason)
+            return records.set_alias(conn, name, alias, int(version),
+                                     actor=actor or current_user(), reason=reason)
 
-    def delete_model_alias(self, name: str, alias: str, *, reason: str = "") -> AliasEvent:
+    def delete_model_alias(self, name: str, alias: str, *, reason: str = "",
+                           actor: str | None = None) -> AliasEvent:
         with self.meta.write() as conn:
-            return records.delete_alias(conn, name, alias, actor=current_user(), reason=reason)
+            return records.delete_alias(conn, name, alias, actor=actor or current_user(),
+                                        reason=reason)
 
     def model_alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
         with self.meta.read() as conn:
             return records.alias_history(conn, name, alias)
 
-    def rollback_model_alias(self, name: str, alias: str, *, reason: str = "") -> AliasEvent:
+    def rollback_model_alias(self, name: str, alias: str, *, reason: str = "",
+                             actor: str | None = None) -> AliasEvent:
         """Move ``alias`` back to the version it pointed to before its current one.
 
         Walks the audit log: the move that brought the alias to its current version (not
@@ -129,8 +133,8 @@ class ModelMethods(DatasetMethods):
                 raise Conflict(f"{name}@{alias} has pointed to version {current} since it was "
                                "created: there is no earlier version to roll back to")
             why = f"rollback from version {current}" + (f": {reason}" if reason else "")
-            return records.set_alias(conn, name, alias, target, actor=current_user(),
-                                     reason=why)
+            return records.set_alias(conn, name, alias, target,
+                                     actor=actor or current_user(), reason=why)
 
     def set_model_version_status(self, ref: str, status: Literal["active", "archived"]
                                  ) -> ModelVersion:

@@ -31,7 +31,8 @@ if TYPE_CHECKING:  # pyarrow and numpy load only when a table is read; SQLAlchem
     from loopml.profiling import TableProfile
     from loopml.store import MetadataStore
 
-__all__ = ["Catalog", "IngestOptions", "add", "add_to", "append", "detect_kind", "load_profile"]
+__all__ = ["Catalog", "IngestOptions", "add", "add_to", "append", "append_to", "detect_kind",
+           "load_profile"]
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -154,12 +155,21 @@ def add_to(catalog: Catalog, blobs: BlobStore, stat_cache: StatCache | None, *, 
 def append(meta: MetadataStore, blobs: BlobStore, stat_cache: StatCache | None, *, name: str,
            path: str | Path, options: IngestOptions) -> DatasetVersion:
     """A new version = the latest one plus the files (tree) or rows (table) at ``path``."""
-    from loopml.datasets import records
+    from loopml.datasets.records import StoreCatalog
 
+    return append_to(StoreCatalog(meta), blobs, stat_cache, name=name, path=path,
+                     options=options)
+
+
+def append_to(catalog: Catalog, blobs: BlobStore, stat_cache: StatCache | None, *, name: str,
+              path: str | Path, options: IngestOptions) -> DatasetVersion:
+    """:func:`append`, recording the version in ``catalog``."""
+    check_dataset_name(name)
     local = _checked_path(path)
-    with meta.read() as conn:
-        dataset = records.get_dataset(conn, name)
-        parent = records.latest_version(conn, dataset)
+    dataset, parent = catalog.latest(name)
+    if dataset is None:
+        raise NotFound(f"no dataset named {name!r} to append to; create it with "
+                       f"'loopml data add PATH --name {name}'")
     if parent is None:
         raise NotFound(f"dataset {name!r} has no version to append to; create one with "
                        f"'loopml data add PATH --name {name}'")
@@ -182,7 +192,7 @@ def append(meta: MetadataStore, blobs: BlobStore, stat_cache: StatCache | None, 
                               "new_files": len(new)}
     if parent.kind is DatasetKind.TABLE:
         fields.update(_appended_rows(blobs, local, parent, dataset.contract, options, name))
-    return records.StoreCatalog(meta).insert(name, parent, fields, options)
+    return catalog.insert(name, parent, fields, options)
 
 
 def _check_no_overwrite(name: str, parent: DatasetVersion, entries: dict[str, FileEntry],

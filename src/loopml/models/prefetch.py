@@ -22,7 +22,12 @@ _lock = threading.Lock()
 def _import_quietly(names: tuple[str, ...]) -> None:
     for name in names:
         try:
-            importlib.import_module(name)
+            if name == "skops.io":  # the way the flavor imports it: without torch
+                from loopml.models.flavors.sklearn import import_skops
+
+                import_skops()
+            else:
+                importlib.import_module(name)
         except Exception:  # the save will report a missing package clearly; nothing to do now
             return
 

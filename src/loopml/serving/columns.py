@@ -13,9 +13,10 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from loopml.errors import InvalidInput
 from loopml.models.formats import json_type
 from loopml.models.signature import ColumnSpec, dtype_kind
-from loopml.serving.validation import Checked, InvalidInput, Validator
+from loopml.serving.validation import Checked, Validator
 
 __all__ = ["ColumnsValidator"]
 

@@ -4,7 +4,8 @@ Starlette's ``Request``/``Response`` objects cost tens of microseconds a request
 the whole budget; the prediction routes read the body and answer with these few functions
 instead (the other routes use Starlette). Errors a client causes map to a status and a JSON
 body ``{"error_code", "message", "request_id"[, "field", "row"]}`` that never quotes what
-the client sent.
+the client sent; the errors are classes of the one tree in :mod:`loopml.errors`
+(:class:`~loopml.errors.RequestTooLarge`, :class:`~loopml.errors.Unauthorized`, …).
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from typing import Any
 
 import orjson
 
-from loopml.errors import BackendUnavailable, InvalidArgument, LoopmlError
-from loopml.serving.validation import InvalidInput
+from loopml.errors import InvalidArgument, InvalidInput, LoopmlError, RequestTooLarge
 
-__all__ = ["ClientGone", "NotReady", "RequestTooLarge", "Unauthorized", "authorized",
-           "encode_error", "encode_json", "parse_json", "read_body", "request_id", "send_json"]
+__all__ = ["ClientGone", "authorized", "encode_error", "encode_json", "parse_json",
+           "read_body", "request_id", "send_json"]
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -30,24 +30,9 @@ _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _JSON = (b"content-type", b"application/json")
 
 
-class Unauthorized(LoopmlError):
-    """No bearer token, or not the server's."""
-
-    http_status = 401
-    error_code = "UNAUTHENTICATED"
-
-
-class RequestTooLarge(LoopmlError):
-    http_status = 413
-    error_code = "REQUEST_TOO_LARGE"
-
-
-class NotReady(BackendUnavailable):
-    """No model version is loaded yet."""
-
-
 class ClientGone(Exception):
-    """The client disconnected before its request was read."""
+    """The client disconnected before its request was read (internal: nobody is left to
+    answer, so it is no LoopmlError)."""
 
 
 def request_id(given: bytes | None, new: Callable[[], str]) -> str:

@@ -25,26 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loopml.errors import InvalidArgument, LoopmlError
+from loopml.errors import InvalidArgument, ModelFailed, ModelRejectedInput
 from loopml.models.flavor import Flavor, get_flavor
 from loopml.models.manifest import ModelManifest, read_manifest
 from loopml.models.requirements import warn_on_mismatch
 from loopml.serving.validation import Checked, Validator, compile_validator
 
-__all__ = ["METHODS", "ModelFailed", "ServedVersion", "example_body", "load_version",
-           "split_output"]
+__all__ = ["METHODS", "ServedVersion", "example_body", "load_version", "split_output"]
 
 METHODS = ("predict", "predict_proba")
 logger = logging.getLogger("loopml.serving")
-
-
-class ModelFailed(LoopmlError):
-    """The model raised on an input that passed validation (its type only is reported)."""
-
-    def __init__(self, message: str, *, status: int) -> None:
-        super().__init__(message)
-        self.http_status = status
-        self.error_code = "INVALID_PARAMETER_VALUE" if status < 500 else "INTERNAL_ERROR"
 
 
 @dataclass
@@ -82,7 +72,7 @@ class ServedVersion:
         return self.validator.assemble(items)
 
     def run(self, method: str, items: Sequence[Checked]) -> list[Any]:
-        """One result per item (predictions, or a :class:`ModelFailed`)."""
+        """One result per item (predictions, or a :class:`~loopml.errors.ModelFailed`)."""
         call = self._calls[method]
         try:
             with self.context():
@@ -102,11 +92,11 @@ class ServedVersion:
         logger.warning("%s/%s %s failed on a request: %s: %s", self.name, self.version, method,
                        type(exc).__name__, exc)
         if isinstance(exc, ValueError | TypeError | LookupError):
-            return ModelFailed(f"the model could not {method.replace('_', ' ')} this input "
-                               f"({type(exc).__name__}); check it against the model's "
-                               "signature at /openapi.json", status=422)
+            return ModelRejectedInput(f"the model could not {method.replace('_', ' ')} this "
+                                      f"input ({type(exc).__name__}); check it against the "
+                                      "model's signature at /openapi.json")
         return ModelFailed(f"the model failed ({type(exc).__name__}); the server log has the "
-                           "details", status=500)
+                           "details")
 
 
 def split_output(output: Any, sizes: Sequence[int]) -> list[Any] | None:
@@ -125,6 +115,11 @@ def split_output(output: Any, sizes: Sequence[int]) -> list[Any] | None:
         return None
     if hasattr(output, "iloc"):
         return [output.iloc[a:b] for a, b in bounds]
+    if hasattr(output, "tolist") and getattr(output, "dtype", None) is not None \
+            and output.dtype.kind in "biuf":
+        # plain lists: cheaper to cut and to encode than an array view per request
+        values = output.tolist()
+        return [values[a:b] for a, b in bounds]
     return [output[a:b] for a, b in bounds]
 
 

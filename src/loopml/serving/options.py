@@ -39,14 +39,18 @@ class ServeOptions:
     #: the payload log: the share of requests logged (0 turns it off), its queue bound, the
     #: rows per segment and per row group, and how often it is written
     log_sample: float = 1.0
-    log_queue_rows: int = 50_000
+    log_queue_rows: int = 100_000
     log_segment_rows: int = 50_000
     log_row_group_rows: int = 5_000
     log_flush_s: float = 10.0
-    #: mirrored requests a shadow may have in flight (more are dropped and counted)
+    #: mirrored requests a shadow may have queued or in flight (more are dropped, counted)
     shadow_max_pending: int = 1000
     #: how often the automatic rollback rule of a deployment is evaluated
     rollback_check_s: float = 0.1
+    #: once the first version is warm, move every object alive out of the garbage
+    #: collector's sight (``gc.freeze``), so that full collections stop scanning the
+    #: libraries' objects; off for a server embedded in a process that has other work
+    gc_freeze: bool = True
 
     def __post_init__(self) -> None:
         if (self.deployment is None) == (not self.model):

@@ -2,7 +2,8 @@
 
 A request handler calls :meth:`PayloadLog.add` (a list append under a lock held for
 microseconds); a background thread wakes every ``flush_interval_s`` (or when a segment's
-worth of rows is queued) and hands the rows to a :class:`SegmentSink`, which writes them as
+worth of rows, or half the queue's bound, is queued) and hands the rows to a
+:class:`SegmentSink`, which writes them as
 a Parquet segment with bounded row groups to the blob store and indexes it in the metadata
 store (see :mod:`loopml.deployments.payload`). When ``max_queue_rows`` rows wait, new rows
 are dropped and counted rather than stalling requests. :meth:`PayloadLog.close` (on
@@ -56,9 +57,13 @@ class SegmentSink:
         columns = list(zip(*rows, strict=True))
         arrays = []
         for field, values in zip(schema, columns, strict=True):
-            if pa.types.is_string(field.type):
-                values = tuple(v.decode() if isinstance(v, bytes) else v for v in values)
-            arrays.append(pa.array(values, type=field.type))
+            try:  # text columns take str, or bytes of UTF-8
+                arrays.append(pa.array(values, type=field.type))
+            except pa.ArrowInvalid:
+                if not pa.types.is_string(field.type):
+                    raise
+                arrays.append(pa.array([v.decode(errors="replace") if isinstance(v, bytes)
+                                        else v for v in values], type=field.type))
         buffer = io.BytesIO()
         pq.write_table(pa.Table.from_arrays(arrays, schema=schema), buffer,
                        row_group_size=self._row_group_rows, compression="zstd")
@@ -80,6 +85,9 @@ class PayloadLog:
         self.sample = sample
         self._max_queue_rows = max_queue_rows
         self._segment_rows = segment_rows
+        # a segment's worth of rows, or half the queue: writing starts before the queue is
+        # full, so a steady stream is written rather than dropped
+        self._flush_rows = max(1, min(segment_rows, max_queue_rows // 2))
         self._interval = flush_interval_s
         self._lock = threading.Lock()
         self._pending: dict[str, list[Row]] = {kind: [] for kind in KINDS}
@@ -110,10 +118,24 @@ class PayloadLog:
                 return False
             self._pending[kind].append(row)
             self._queued += 1
-            full = len(self._pending[kind]) >= self._segment_rows
+            full = len(self._pending[kind]) >= self._flush_rows
         if full:
             self._wake.set()
         return True
+
+    def extend(self, kind: str, rows: list[Row]) -> int:
+        """Queue ``rows`` (one lock for all); how many were queued, the rest dropped and
+        counted because the queue is full or closed."""
+        with self._lock:
+            room = 0 if self._closing else max(0, self._max_queue_rows - self._queued)
+            taken = rows if len(rows) <= room else rows[:room]
+            self.dropped += len(rows) - len(taken)
+            self._pending[kind].extend(taken)
+            self._queued += len(taken)
+            full = len(self._pending[kind]) >= self._flush_rows
+        if full:
+            self._wake.set()
+        return len(taken)
 
     def close(self, timeout: float | None = 60.0) -> None:
         """Write every queued row, then stop the thread."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -34,16 +35,14 @@ from typing import TYPE_CHECKING, Any
 
 from loopml.client.base import ClientBase
 from loopml.config import Settings
-from loopml.errors import InvalidArgument, LoopmlError
+from loopml.errors import InvalidArgument, LoopmlError, ModelFailed, NotReady, Unauthorized
 from loopml.registry.refs import ModelRef
 from loopml.serving.batching import MicroBatcher
 from loopml.serving.guard import RollbackGuard
 from loopml.serving.http import (
     ClientGone,
-    NotReady,
     Receive,
     Send,
-    Unauthorized,
     authorized,
     encode_error,
     encode_json,
@@ -57,7 +56,8 @@ from loopml.serving.model import METHODS, ServedVersion, load_version
 from loopml.serving.options import ServeOptions
 from loopml.serving.payload_log import PayloadLog, SegmentSink
 from loopml.serving.router import Router, Routes
-from loopml.serving.shadow import ShadowMirror
+from loopml.serving.shadow import ShadowAnswer, ShadowMirror
+from loopml.serving.validation import Checked
 from loopml.serving.watcher import AliasWatcher
 
 if TYPE_CHECKING:
@@ -96,7 +96,9 @@ class Runtime:
         self._shadow_executor = ThreadPoolExecutor(max_workers=1,
                                                    thread_name_prefix="loopml-shadow")
         self.shadow = ShadowMirror(on_result=self._shadow_answered,
-                                   max_pending=options.shadow_max_pending)
+                                   executor=self._shadow_executor,
+                                   max_pending=options.shadow_max_pending,
+                                   on_batch=self._on_shadow_batch)
         self._guard: RollbackGuard | None = None
         self._guarded: ServedVersion | None = None  # the version on trial the guard watches
         self._watcher: AliasWatcher | DeploymentWatcher
@@ -187,20 +189,19 @@ class Runtime:
                             trusted=self.options.trusted,
                             allow_non_finite=self.options.allow_non_finite)
 
-    def _prepare(self, served: ServedVersion, *, shadow: bool = False) -> None:
-        """Give ``served`` its micro-batchers (once): a shadow's run on their own thread and
-        never on the event loop."""
+    def _prepare(self, served: ServedVersion) -> None:
+        """Give ``served`` its micro-batchers (once). A shadow needs none: the
+        :class:`ShadowMirror` batches for it on a thread of its own."""
         if served.batchers:
             return
         for method in METHODS:
             key = (served.name, served.label, method)
             served.batchers[method] = MicroBatcher(
-                partial(served.run, method),
-                executor=self._shadow_executor if shadow else self._executor,
+                partial(served.run, method), executor=self._executor,
                 max_batch_size=self.options.max_batch_size,
                 max_wait_s=self.options.max_wait_ms / 1000,
                 batchable=served.validator.batchable, on_batch=partial(self._on_batch, key),
-                alone=None if shadow else self._alone)
+                alone=self._alone)
 
     def _swap(self, served: ServedVersion) -> None:
         self._prepare(served)
@@ -211,6 +212,11 @@ class Runtime:
         self.metrics.swaps.inc((served.name, served.label))
         if self.ready_after_s is None:
             self.ready_after_s = time.monotonic() - self.started_at
+            if self.options.gc_freeze:
+                # what is alive now (the libraries, the model) leaves the collector's sight:
+                # a full collection then scans what requests create, instead of stalling
+                # every few seconds under load for ~150 ms over scikit-learn's objects
+                gc.freeze()
         logger.info("serving %s/%s (%s, loaded and warmed in %.0f ms)%s", served.name,
                     served.version, served.flavor.name, served.warm_ms,
                     f", replacing version {previous.version}" if previous else "")
@@ -220,8 +226,6 @@ class Runtime:
         for served in (routes.primary, routes.canary, routes.fallback):
             if served is not None:
                 self._prepare(served)
-        if routes.shadow is not None:
-            self._prepare(routes.shadow, shadow=True)
         previous = self.router.install(routes)
         if previous is None or previous.primary is not routes.primary:
             self._started(routes.primary, previous.primary if previous else None)
@@ -278,6 +282,10 @@ class Runtime:
         self.metrics.batch_requests.observe(key, requests)
         self.metrics.batch_rows.observe(key, rows)
 
+    def _on_shadow_batch(self, served: ServedVersion, method: str, requests: int,
+                         rows: int) -> None:
+        self._on_batch((served.name, served.label, method), requests, rows)
+
     def check_token(self, header: bytes | None) -> None:
         if self.token is not None and not authorized(header, self.token):
             raise Unauthorized("this server needs a bearer token: send the header "
@@ -308,6 +316,7 @@ class Runtime:
         served = None if routes is None else routes.primary  # names the early errors
         raw: bytes | None = None
         body: Any = None
+        checked: Checked | None = None
         rows = 0
         error: LoopmlError | None = None
         try:
@@ -319,7 +328,8 @@ class Runtime:
                 raise NotReady(f"{self.endpoint} is not loaded yet "
                                f"({self.last_error or 'loading'}); retry when GET /ready "
                                "answers 200")
-            served, rows, predictions = await self._answer(routes, served, body, method)
+            served, checked, predictions = await self._answer(routes, served, body, method)
+            rows = checked.rows
             answer = encode_json({"predictions": predictions, "model": served.name,
                                   "version": served.version, "request_id": rid})
             status = 200
@@ -338,29 +348,34 @@ class Runtime:
         self._account(scope["path"], method, served, status, elapsed, rid, rows,
                       raw if status != 401 else None, answer, error, role)
         if status == 200 and routes is not None and routes.shadow is not None:
-            self.shadow.submit(routes.shadow, body, rid, method)
+            shadow = routes.shadow
+            assert served is not None and checked is not None
+            self.shadow.submit(shadow, body, rid, method,
+                               checked if ShadowMirror.reusable(served, shadow) else None)
 
     async def _predict_with(self, served: ServedVersion, body: Any,
-                            method: str) -> tuple[int, Any]:
+                            method: str) -> tuple[Checked, Any]:
         if method == "predict_proba" and not served.has_proba:
             raise InvalidArgument(f"{served.name}/{served.version} ({served.flavor.name}) "
                                   "has no predict_proba; POST to /predict instead")
         item = served.validator.check(body)
-        return item.rows, await served.batchers[method].submit(item, item.rows)
+        return item, await served.batchers[method].submit(item, item.rows)
 
     async def _answer(self, routes: Routes | None, served: ServedVersion, body: Any,
-                      method: str) -> tuple[ServedVersion, int, Any]:
-        """(the version that answered, rows, predictions): a canary or a version on trial
-        that fails (5xx) hands the request to the safe version, and the guard counts it."""
+                      method: str) -> tuple[ServedVersion, Checked, Any]:
+        """(the version that answered, its checked input, predictions): a canary or a
+        version on trial that fails (5xx, or its model raising on an input that passed
+        validation) hands the request to the safe version, and the guard counts it."""
         safe = None if routes is None else routes.safe_for(served)
         if safe is None:
             return (served, *await self._predict_with(served, body, method))
         guard = self._guard if served is self._guarded else None
         started = time.perf_counter()
         try:
-            rows, predictions = await self._predict_with(served, body, method)
+            checked, predictions = await self._predict_with(served, body, method)
         except Exception as exc:
-            if isinstance(exc, LoopmlError) and exc.http_status < 500:
+            if isinstance(exc, LoopmlError) and exc.http_status < 500 \
+                    and not isinstance(exc, ModelFailed):
                 raise  # the caller's input: the safe version would refuse it too
             if guard is not None:
                 guard.observe(True, time.perf_counter() - started)
@@ -368,7 +383,7 @@ class Runtime:
             return (safe, *await self._predict_with(safe, body, method))
         if guard is not None:
             guard.observe(False, time.perf_counter() - started)
-        return served, rows, predictions
+        return served, checked, predictions
 
     def _account(self, path: str, method: str, served: ServedVersion | None, status: int,
                  elapsed: float, rid: str, rows: int, raw: bytes | None, answer: bytes,
@@ -382,23 +397,27 @@ class Runtime:
         metrics.latency.observe(key, elapsed)
         log = self.payload
         if log is not None and status != 401 and log.sampled():
+            # the answer as text: orjson's bytes keep a buffer of kilobytes each, which a
+            # queue of rows would hold on to (the request's bytes are of their own size)
             log.add("requests", (rid, int(time.time() * 1000), self.endpoint, key[1],
                                  served.version if served is not None else None, method,
-                                 status, elapsed * 1000, rows, raw, answer,
+                                 status, elapsed * 1000, rows, raw, answer.decode(),
                                  error.message if error is not None else None, role))
 
-    def _shadow_answered(self, served: ServedVersion, rid: str, method: str, status: int,
-                         elapsed: float, rows: int, predictions: Any,
-                         error: str | None) -> None:
+    def _shadow_answered(self, served: ServedVersion, method: str,
+                         results: list[ShadowAnswer]) -> None:
+        """The payload rows of a batch of a shadow's answers (called on its thread)."""
         log = self.payload
         if log is None:
             return
-        answer = encode_json({"predictions": predictions, "model": served.name,
-                              "version": served.version, "request_id": rid}) \
-            if error is None else None
-        log.add("requests", (rid, int(time.time() * 1000), self.endpoint, served.name,
-                             served.version, method, status, elapsed * 1000, rows, None,
-                             answer, error, "shadow"))
+        now = int(time.time() * 1000)
+        name, version, endpoint = served.name, served.version, self.endpoint
+        log.extend("requests", [
+            (rid, now, endpoint, name, version, method, status, elapsed * 1000, rows, None,
+             None if error is not None else encode_json(
+                 {"predictions": predictions, "model": name, "version": version,
+                  "request_id": rid}).decode(), error, "shadow")
+            for rid, status, elapsed, rows, predictions, error in results])
 
     def feedback(self, body: Any) -> str:
         """Queue the label of an answered request; its request id."""
@@ -412,7 +431,7 @@ class Runtime:
         if self.payload is None:
             raise InvalidArgument("this server runs without a payload log (log_sample=0), so "
                                   "it cannot store feedback")
-        label = encode_json(body["label"])
+        label = encode_json(body["label"]).decode()
         if not self.payload.add("feedback", (rid, int(time.time() * 1000), self.endpoint,
                                              label)):
             raise NotReady("the payload log queue is full; retry the feedback later")

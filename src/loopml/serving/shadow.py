@@ -1,88 +1,224 @@
 """Mirroring requests to a shadow version, which answers nobody.
 
-After the caller has its answer, :meth:`ShadowMirror.submit` hands the parsed body to the
-shadow: a task on the event loop checks it against the shadow's signature and joins the
-shadow's own micro-batcher, whose batches run on a thread of their own, so a slow shadow
-never holds a thread the served versions need. At most ``max_pending`` mirrored requests
-are in flight; beyond that they are dropped and counted (``loopml_shadow_requests_total
-{outcome="dropped"}``), never queued without bound. Whatever the shadow answers or raises
-goes to ``on_result`` (the payload log, with role ``shadow`` and the caller's request id).
+After the caller has its answer, :meth:`ShadowMirror.submit` appends the request to a queue
+on the event loop: that is all a request pays on the loop. The queue leaves as one job for
+the shadow's own thread when it holds ``batch_rows`` rows or half of ``max_pending``
+requests, or ``max_wait_s`` after its first request, whichever comes first; at most one
+job is in flight, and requests that arrive meanwhile form the next. The thread checks each
+request against the shadow's signature (unless the primary's check is known to be the
+same: then the primary's checked input is reused), predicts the job in batches of up to
+``batch_rows`` rows, and hands each request's answer or failure to ``on_result`` (the
+payload log: role ``shadow``, the caller's request id, and a latency that includes the wait
+for the job).
+
+The shadow never delays a caller by more than the interpreter's thread switches: a slow
+shadow holds its own thread only, and at most ``max_pending`` mirrored requests wait or are
+in flight; beyond that they are dropped and counted (``loopml_shadow_requests_total
+{outcome="dropped"}``), never queued without bound. Batching is what keeps a shadow cheap:
+one model call per job instead of one per request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any
 
-from loopml.errors import LoopmlError
+from loopml.errors import LoopmlError, ModelFailed
 from loopml.serving.model import ServedVersion
+from loopml.serving.validation import Checked
 
-__all__ = ["ShadowMirror", "ShadowResult"]
+__all__ = ["ShadowAnswer", "ShadowMirror", "ShadowResult"]
 
 logger = logging.getLogger("loopml.serving")
 
-#: (version, request id, method, status, seconds, rows, predictions or None, error or None)
-ShadowResult = Callable[[ServedVersion, str, str, int, float, int, Any, str | None], None]
+#: one answer of a shadow: request id, status, seconds since it was mirrored, rows,
+#: predictions (None on failure), error (None on success)
+ShadowAnswer = tuple[str, int, float, int, Any, str | None]
+#: (version, method, the answers of one model call); called from the shadow's thread
+ShadowResult = Callable[[ServedVersion, str, list[ShadowAnswer]], None]
+#: (version, requests, rows) of each model call; called on the event loop
+ShadowBatch = Callable[[ServedVersion, str, int, int], None]
+
+#: one mirrored request: version, method, parsed body, the primary's checked input when the
+#: shadow's check is the same (else None), request id, when it was mirrored
+_Entry = tuple[ServedVersion, str, Any, Checked | None, str, float]
 
 
 class ShadowMirror:
-    """Bounded, fire-and-forget predictions of a shadow version."""
+    """Bounded, fire-and-forget, batched predictions of a shadow version."""
 
-    def __init__(self, *, on_result: ShadowResult, max_pending: int = 1000) -> None:
+    def __init__(self, *, on_result: ShadowResult, executor: Executor,
+                 max_pending: int = 1000, batch_rows: int = 256, max_wait_s: float = 0.02,
+                 on_batch: ShadowBatch | None = None) -> None:
         self._on_result = on_result
+        self._executor = executor
         self._max_pending = max_pending
-        self._pending = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.counts: dict[tuple[str, ...], float] = {}
+        self._batch_rows = batch_rows
+        self._max_wait_s = max_wait_s
+        self._on_batch = on_batch
+        self._queue: list[_Entry] = []
+        self._in_flight: asyncio.Future[list[tuple[ServedVersion, str, int, int]]] | None = None
+        self._in_flight_count = 0
+        self._timer: asyncio.TimerHandle | None = None
+        #: a job leaves as soon as this many requests wait (and the shadow is idle)
+        self._dispatch_at = min(batch_rows, max(1, max_pending // 2))
+        self._lock = threading.Lock()  # counts are updated by the loop and the thread
+        self._counts: dict[tuple[str, ...], float] = {}
 
     @property
     def pending(self) -> int:
-        return self._pending
+        """Mirrored requests queued or in flight."""
+        return len(self._queue) + self._in_flight_count
 
-    def _count(self, version: ServedVersion, outcome: str) -> None:
+    @property
+    def counts(self) -> dict[tuple[str, ...], float]:
+        """Mirrored requests by (model, version, outcome): ok, error, dropped."""
+        with self._lock:
+            return dict(self._counts)
+
+    def _count(self, version: ServedVersion, outcome: str, amount: int = 1) -> None:
         key = (version.name, version.label, outcome)
-        self.counts[key] = self.counts.get(key, 0) + 1
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + amount
 
-    def submit(self, version: ServedVersion, body: Any, rid: str, method: str) -> bool:
-        """Mirror one request to ``version``; False (counted) when too many are in flight."""
-        if self._pending >= self._max_pending or method not in version.batchers:
+    @staticmethod
+    def reusable(primary: ServedVersion, shadow: ServedVersion) -> bool:
+        """Whether the primary's checked input is the shadow's too (the same signature
+        check, compiled from the same inputs and options)."""
+        key = primary.validator.key
+        return bool(key) and key == shadow.validator.key
+
+    def submit(self, version: ServedVersion, body: Any, rid: str, method: str,
+               checked: Checked | None = None) -> bool:
+        """Mirror one request to ``version`` (on the event loop); False (counted as dropped)
+        when ``max_pending`` requests are queued or in flight already."""
+        queue = self._queue
+        if len(queue) + self._in_flight_count >= self._max_pending:
             self._count(version, "dropped")
             return False
-        self._pending += 1
-        task = asyncio.get_running_loop().create_task(self._run(version, body, rid, method))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        queue.append((version, method, body, checked, rid, time.perf_counter()))
+        if self._in_flight is None:
+            if len(queue) >= self._dispatch_at:
+                self._dispatch()
+            elif self._timer is None:
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(self._max_wait_s, self._dispatch)
         return True
 
-    async def _run(self, version: ServedVersion, body: Any, rid: str, method: str) -> None:
-        started = time.perf_counter()
-        rows, predictions, error, status = 0, None, None, 200
+    def _dispatch(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._in_flight is not None or not self._queue:
+            return
+        entries, self._queue = self._queue, []
+        self._in_flight_count = len(entries)
+        loop = asyncio.get_running_loop()
+        self._in_flight = loop.run_in_executor(self._executor, self._work, entries)
+        self._in_flight.add_done_callback(self._finished)
+
+    def _finished(self, done: asyncio.Future[list[tuple[ServedVersion, str, int, int]]]
+                  ) -> None:
+        self._in_flight = None
+        self._in_flight_count = 0
+        if not done.cancelled() and done.exception() is None and self._on_batch is not None:
+            for version, method, requests, rows in done.result():
+                self._on_batch(version, method, requests, rows)
+        if self._queue:
+            if len(self._queue) >= self._dispatch_at:
+                self._dispatch()
+            elif self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(self._max_wait_s,
+                                                                    self._dispatch)
+
+    # -- in the shadow's thread -------------------------------------------------------
+    def _work(self, entries: list[_Entry]) -> list[tuple[ServedVersion, str, int, int]]:
+        """Check, predict and report ``entries``; the batches it predicted."""
+        batches: list[tuple[ServedVersion, str, int, int]] = []
+        group: list[tuple[_Entry, Checked]] = []
+        refused: list[tuple[_Entry, LoopmlError]] = []
+        rows = 0
+        for entry in entries:
+            version, method = entry[0], entry[1]
+            try:
+                checked = entry[3] if entry[3] is not None else self._check(entry)
+            except LoopmlError as exc:
+                refused.append((entry, exc))
+                continue
+            if group and (group[0][0][0] is not version or group[0][0][1] != method
+                          or rows + checked.rows > self._batch_rows
+                          or not version.validator.batchable):
+                batches.append(self._predict(group))
+                group, rows = [], 0
+            group.append((entry, checked))
+            rows += checked.rows
+        if group:
+            batches.append(self._predict(group))
+        for entry, refusal in refused:
+            self._report(entry[0], entry[1], [self._answer(entry, refusal.http_status, 0,
+                                                           None, refusal.message)])
+        return batches
+
+    @staticmethod
+    def _check(entry: _Entry) -> Checked:
+        version, method, body = entry[0], entry[1], entry[2]
+        if method == "predict_proba" and not version.has_proba:
+            raise LoopmlError(f"{version.name}/{version.version} has no predict_proba")
+        return version.validator.check(body)
+
+    def _predict(self, group: list[tuple[_Entry, Checked]]
+                 ) -> tuple[ServedVersion, str, int, int]:
+        version, method = group[0][0][0], group[0][0][1]
+        items = [checked for _, checked in group]
         try:
-            if method == "predict_proba" and not version.has_proba:
-                raise LoopmlError(f"{version.name}/{version.version} has no predict_proba")
-            item = version.validator.check(body)
-            rows = item.rows
-            predictions = await version.batchers[method].submit(item, item.rows)
-        except LoopmlError as exc:
-            status, error = exc.http_status, exc.message
-        except Exception as exc:  # never reaches a caller
-            status, error = 500, f"the shadow failed ({type(exc).__name__})"
-        finally:
-            self._pending -= 1
-        self._count(version, "ok" if status < 400 else "error")
+            results = version.run(method, items)
+        except Exception as exc:  # a failure of ours: every request of the batch reports it
+            results = [exc] * len(items)
+        now = time.perf_counter()
+        answers: list[ShadowAnswer] = []
+        for (entry, checked), result in zip(group, results, strict=True):
+            if not isinstance(result, BaseException):
+                answers.append((entry[4], 200, now - entry[5], checked.rows, result, None))
+            elif isinstance(result, ModelFailed):
+                answers.append((entry[4], result.http_status, now - entry[5], checked.rows,
+                                None, result.message))
+            else:
+                answers.append((entry[4], 500, now - entry[5], checked.rows, None,
+                                f"the shadow failed ({type(result).__name__})"))
+        self._report(version, method, answers)
+        return version, method, len(items), sum(item.rows for item in items)
+
+    @staticmethod
+    def _answer(entry: _Entry, status: int, rows: int, predictions: Any,
+                error: str | None) -> ShadowAnswer:
+        return entry[4], status, time.perf_counter() - entry[5], rows, predictions, error
+
+    def _report(self, version: ServedVersion, method: str,
+                answers: list[ShadowAnswer]) -> None:
+        failed = sum(1 for answer in answers if answer[1] >= 400)
+        if failed:
+            self._count(version, "error", failed)
+        if len(answers) > failed:
+            self._count(version, "ok", len(answers) - failed)
         try:
-            self._on_result(version, rid, method, status, time.perf_counter() - started, rows,
-                            predictions, error)
+            self._on_result(version, method, answers)
         except Exception:
-            logger.exception("logging the shadow's answer to request %s failed", rid)
+            logger.exception("logging %d answers of shadow %s/%s failed", len(answers),
+                             version.name, version.version)
 
     async def close(self, timeout_s: float = 5.0) -> None:
-        """Wait a while for mirrored requests in flight, then cancel the rest."""
-        if not self._tasks:
-            return
-        _, late = await asyncio.wait(set(self._tasks), timeout=timeout_s)
-        for task in late:
-            task.cancel()
+        """Send what is queued, and wait a while for the shadow to answer it."""
+        deadline = time.monotonic() + timeout_s
+        while (self._queue or self._in_flight is not None) and time.monotonic() < deadline:
+            if self._in_flight is None:
+                self._dispatch()
+            if self._in_flight is not None:
+                await asyncio.wait({self._in_flight}, timeout=deadline - time.monotonic())
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

@@ -10,9 +10,10 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from loopml.errors import InvalidInput
 from loopml.models.formats import json_type
 from loopml.models.signature import TensorSpec, dtype_kind, shape_text
-from loopml.serving.validation import Checked, InvalidInput, Validator
+from loopml.serving.validation import Checked, Validator
 
 __all__ = ["TensorsValidator"]
 

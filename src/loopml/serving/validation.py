@@ -6,8 +6,9 @@ over the parsed JSON: no DataFrame and no schema object is built per request. It
 :class:`Checked` item (the rows in signature order, or an array), and :meth:`Validator.
 assemble` joins the items of a micro-batch into one model input.
 
-Every refusal is an :class:`InvalidInput` (HTTP 422) that names the field and the row and
-says what was expected and what type came; it never quotes the submitted value.
+Every refusal is an :class:`~loopml.errors.InvalidInput` (HTTP 422) that names the field
+and the row and says what was expected and what type came; it never quotes the submitted
+value.
 
 Which values may be missing or non-finite (``null``, ``NaN``, ``±Infinity``): in a column
 or tensor where the model's input example has such values, or everywhere with
@@ -17,29 +18,18 @@ most models fail on them.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from loopml.errors import InvalidArgument
+from loopml.errors import InvalidArgument, InvalidInput
 from loopml.models.formats import json_type, request_format
 from loopml.models.signature import Schema
 
 __all__ = ["Checked", "InvalidInput", "PassThrough", "Validator", "compile_validator",
            "json_type"]
-
-
-class InvalidInput(InvalidArgument):
-    """A request whose data does not fit the model's signature (HTTP 422)."""
-
-    http_status = 422
-
-    def __init__(self, message: str, *, field: str | None = None, row: int | None = None
-                 ) -> None:
-        super().__init__(message)
-        self.field = field
-        self.row = row
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +51,9 @@ class Validator(ABC):
     array_dtype: Any = None
     #: whether every value it lets through is a finite number (no null, NaN, text, …)
     finite: bool = False
+    #: what it was compiled from (signature inputs, missing-value fields, options): two
+    #: validators with the same non-empty key check alike and accept each other's items
+    key: str = ""
 
     def check(self, body: Any) -> Checked:
         """The input of a parsed request body; :class:`InvalidArgument` for a body without
@@ -120,13 +113,20 @@ def compile_validator(schema: Schema | None, *, example: Any = None,
     if schema is None:
         return PassThrough()
     nullable = _fields_with_missing_values(schema, example)
+    validator: Validator
     if schema.is_columns:
         from loopml.serving.columns import ColumnsValidator
 
-        return ColumnsValidator(schema.columns, nullable=nullable, allow_all=allow_non_finite)
-    from loopml.serving.tensors import TensorsValidator
+        validator = ColumnsValidator(schema.columns, nullable=nullable,
+                                     allow_all=allow_non_finite)
+    else:
+        from loopml.serving.tensors import TensorsValidator
 
-    return TensorsValidator(schema.tensors, nullable=nullable, allow_all=allow_non_finite)
+        validator = TensorsValidator(schema.tensors, nullable=nullable,
+                                     allow_all=allow_non_finite)
+    validator.key = json.dumps([schema.to_dict(), sorted(nullable), allow_non_finite],
+                               sort_keys=True, default=str)
+    return validator
 
 
 def _fields_with_missing_values(schema: Schema, example: Any) -> Collection[str]:

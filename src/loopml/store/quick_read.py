@@ -30,7 +30,10 @@ _WRITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
 
 
 def embedded_path(settings: Settings) -> Path | None:
-    """The SQLite file of an embedded store that exists, or None."""
+    """The SQLite file of an embedded store that exists, or None (also with a tracking
+    server configured: then the server's store is the one to read)."""
+    if settings.is_remote:
+        return None
     prefix = "sqlite:///"
     url = settings.database_url
     if not url.startswith(prefix) or "?" in url:

@@ -6,21 +6,57 @@ caller passes ``trusted=True``, and then only the types skops reports are let th
 (skops 0.16 does not trust ``sklearn.tree._tree.Tree``: tree ensembles need ``trusted=True``
 to load.) Plain pickle is written only on request (``trusted=True`` at save time, when skops cannot
 store the model or ``options={'serializer': 'pickle'}``) and read only with ``trusted=True``.
+
+Importing skops costs little once scikit-learn is loaded, but for one detour that
+:func:`import_skops` takes out: see there.
 """
 
 from __future__ import annotations
 
+import importlib
 import pickle
+import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from loopml.errors import InvalidArgument, PermissionDenied
+from loopml.errors import InvalidArgument, MissingDependency, PermissionDenied
 from loopml.models.flavor import Flavor, loaded_module
 
-__all__ = ["SklearnFlavor"]
+__all__ = ["SklearnFlavor", "import_skops"]
 
 SERIALIZERS = ("skops", "pickle")
+
+#: scikit-learn's array-API shims for other array libraries (none of them an estimator module)
+_ARRAY_SHIMS = tuple(f"sklearn.externals.array_api_compat.{name}"
+                     for name in ("torch", "cupy", "dask"))
+_import_lock = threading.Lock()
+
+
+def import_skops() -> Any:
+    """``skops.io``, imported without importing PyTorch.
+
+    skops lists scikit-learn's estimators when it is imported (``all_estimators``), which
+    walks every scikit-learn package with ``pkgutil`` and so imports each one, the
+    array-API shim ``sklearn.externals.array_api_compat.torch`` included: that imports torch
+    where it is installed, seconds of a model server's cold start for a model that has
+    nothing to do with torch. ``all_estimators`` skips ``externals`` anyway, so while skops
+    is imported the shims not yet loaded are marked unimportable (``pkgutil`` passes over a
+    package that fails to import), and unmarked afterwards.
+    """
+    if "skops.io" in sys.modules:  # import_module waits for a thread still importing it
+        return importlib.import_module("skops.io")
+    with _import_lock:
+        blocked = [name for name in _ARRAY_SHIMS if name not in sys.modules]
+        for name in blocked:
+            sys.modules[name] = None  # type: ignore[assignment]
+        try:
+            return importlib.import_module("skops.io")
+        finally:
+            for name in blocked:
+                if name in sys.modules and sys.modules[name] is None:
+                    del sys.modules[name]
 
 
 def _untrusted_message(directory: Path, types: list[str]) -> str:
@@ -64,7 +100,11 @@ class SklearnFlavor(Flavor):
         return self.packages
 
     def _skops(self) -> Any:
-        return self.import_library("skops.io", package="skops")
+        try:
+            return import_skops()
+        except ImportError as exc:
+            raise MissingDependency(f"the {self.name} flavor", package="skops",
+                                    extra=self.extra) from exc
 
     def save(self, model: object, directory: Path, *, options: Mapping[str, Any],
              trusted: bool) -> dict[str, Any]:
