@@ -198,6 +198,38 @@ def test_auto_rollback_fails_no_request(home: Path, serve: Any) -> None:
     assert 'loopml_auto_rollbacks_total{model="churn",version="3"' in text
 
 
+def test_a_monitoring_alert_rolls_the_canary_back(home: Path, serve: Any) -> None:
+    from loopml.monitoring.records import insert_alert
+
+    deploys = _deployments(home)
+    deploys.create("watched", model="churn@production", canary="churn/2=50%",
+                   rollback=RollbackRule(on_alerts=("drift",), window_s=10))
+    server = serve("watched", log_sample=0, alert_check_s=0.2)
+    assert {a["version"] for _, a, _ in _in_threads(server.port, 2, 20)} == {1, 2}
+    meta = loopml.Client(_settings(home)).meta
+    with meta.write() as conn:  # not a kind the rule acts on, then an old version's drift
+        insert_alert(conn, endpoint="watched", kind="quality", message="nulls", window=(0, 1),
+                     model="churn", version=2)
+        insert_alert(conn, endpoint="watched", kind="drift", message="old", window=(0, 1),
+                     model="churn", version=1)
+    time.sleep(0.8)
+    assert not [e for e in deploys.history("watched") if e.kind == "auto-rollback"]
+    with meta.write() as conn:
+        alert = insert_alert(conn, endpoint="watched", kind="drift", window=(0, 1),
+                             message="drift score 0.4 reached 0.2", model="churn", version=2)
+    raised = time.time()
+    deadline = raised + 10
+    while not [e for e in deploys.history("watched") if e.kind == "auto-rollback"]:
+        assert time.time() < deadline, "no rollback after the alert"
+        time.sleep(0.05)
+    [event] = [e for e in deploys.history("watched") if e.kind == "auto-rollback"]
+    assert (event.from_version, event.to_version) == (2, 1)
+    assert f"monitoring alert #{alert.id} (drift): drift score 0.4" in event.reason
+    assert {a["version"] for _, a, _ in _in_threads(server.port, 2, 10)} == {1}
+    with pytest.raises(ValueError, match="unknown alert kinds"):
+        RollbackRule(on_alerts=("latency",))
+
+
 def test_deploy_commands(home: Path, monkeypatch: pytest.MonkeyPatch,
                          capsys: pytest.CaptureFixture[str]) -> None:
     from loopml.cli.main import main

@@ -26,8 +26,11 @@ import orjson
 from loopml.errors import InvalidArgument
 from loopml.registry.refs import ModelRef, parse_model_ref
 
-__all__ = ["DEFAULT_STICKY", "Canary", "RollbackRule", "TrafficPolicy", "parse_canary",
-           "parse_sticky"]
+__all__ = ["ALERT_KINDS", "DEFAULT_STICKY", "Canary", "RollbackRule", "TrafficPolicy",
+           "parse_canary", "parse_sticky"]
+
+#: The kinds of monitoring alerts a rollback rule may act on.
+ALERT_KINDS = ("drift", "prediction_drift", "target_drift", "quality", "performance")
 
 DEFAULT_STICKY = "header:X-Loopml-Key"
 
@@ -62,17 +65,26 @@ class Canary:
 class RollbackRule:
     """Roll back on its own when, over the last ``window_s`` seconds (and at least
     ``min_requests`` requests) of the newest version, the share of requests the model failed
-    is over ``max_error_rate`` or the 99th percentile latency is over ``max_p99_ms``."""
+    is over ``max_error_rate`` or the 99th percentile latency is over ``max_p99_ms``; or when
+    monitoring raises an alert of one of the kinds ``on_alerts`` (``drift``,
+    ``prediction_drift``, ``target_drift``, ``quality``, ``performance``: a check of a window
+    of the payload log past its threshold) about the newest version while it is on trial."""
 
     max_error_rate: float | None = None
     max_p99_ms: float | None = None
     window_s: float = 30.0
     min_requests: int = 20
+    on_alerts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.max_error_rate is None and self.max_p99_ms is None:
-            raise InvalidArgument("a rollback rule needs max_error_rate (e.g. 0.05) or "
-                                  "max_p99_ms (e.g. 250), or both")
+        object.__setattr__(self, "on_alerts", tuple(self.on_alerts))
+        unknown = sorted(set(self.on_alerts) - set(ALERT_KINDS))
+        if unknown:
+            raise InvalidArgument(f"on_alerts has unknown alert kinds {', '.join(unknown)}; "
+                                  f"use some of {', '.join(ALERT_KINDS)}")
+        if self.max_error_rate is None and self.max_p99_ms is None and not self.on_alerts:
+            raise InvalidArgument("a rollback rule needs max_error_rate (e.g. 0.05), "
+                                  "max_p99_ms (e.g. 250) or on_alerts (e.g. drift), or several")
         if self.max_error_rate is not None and not 0 <= self.max_error_rate < 1:
             raise InvalidArgument(f"max_error_rate is a share between 0 and 1 (exclusive), "
                                   f"got {self.max_error_rate}")

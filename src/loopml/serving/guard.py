@@ -5,7 +5,9 @@ another while a rule is set): each of its answers is observed (failed or not, an
 it took). Every ``check_interval_s`` the server asks :meth:`RollbackGuard.breach` whether,
 over the last ``window_s`` seconds and at least ``min_requests`` answers, the share of
 answers the model failed (a 5xx) is over ``max_error_rate`` or the 99th percentile latency
-is over ``max_p99_ms``; the answer is the reason, in words, that the rollback records.
+is over ``max_p99_ms``; the answer is the reason, in words, that the rollback records. With
+``on_alerts``, the server also looks every ``alert_check_s`` for monitoring alerts of those
+kinds raised about the version on trial since its trial began.
 Observing costs a deque append; the window is pruned when it is checked.
 """
 
@@ -25,6 +27,8 @@ class RollbackGuard:
 
     def __init__(self, rule: RollbackRule) -> None:
         self.rule = rule
+        #: The id of the last monitoring alert seen (None: not looked yet), for ``on_alerts``.
+        self.alert_cursor: int | None = None
         self._window: deque[tuple[float, bool, float]] = deque()
         self._max_len = 100_000
 

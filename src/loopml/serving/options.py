@@ -47,6 +47,8 @@ class ServeOptions:
     shadow_max_pending: int = 1000
     #: how often the automatic rollback rule of a deployment is evaluated
     rollback_check_s: float = 0.1
+    #: how often a rule with ``on_alerts`` looks for new monitoring alerts (a query)
+    alert_check_s: float = 2.0
     #: once the first version is warm, move every object alive out of the garbage
     #: collector's sight (``gc.freeze``), so that full collections stop scanning the
     #: libraries' objects; off for a server embedded in a process that has other work
@@ -72,6 +74,8 @@ class ServeOptions:
                 raise InvalidArgument(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 < self.port < 65536:
             raise InvalidArgument(f"port must be between 1 and 65535, got {self.port}")
+        if not self.alert_check_s > 0:
+            raise InvalidArgument(f"alert_check_s must be > 0, got {self.alert_check_s}")
         if self.max_wait_ms < 0 or self.poll_interval_s <= 0 or self.log_flush_s <= 0:
             raise InvalidArgument("max_wait_ms must be >= 0, poll_interval_s and log_flush_s "
                                   f"> 0; got {self.max_wait_ms}, {self.poll_interval_s}, "

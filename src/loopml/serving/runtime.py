@@ -245,14 +245,39 @@ class Runtime:
 
     # -- automatic rollback -----------------------------------------------------------
     async def _guard_loop(self) -> None:
+        alerts_checked = 0.0
         while True:
             await asyncio.sleep(self.options.rollback_check_s)
             guard, routes = self._guard, self.router.routes
             if guard is None or routes is None or routes.candidate is not self._guarded:
                 continue
             reason = guard.breach()
+            if reason is None and guard.rule.on_alerts and \
+                    time.monotonic() - alerts_checked >= self.options.alert_check_s:
+                alerts_checked = time.monotonic()
+                reason = await asyncio.to_thread(self._alert_breach, guard, routes)
             if reason is not None:
                 await self._auto_rollback(routes, reason)
+
+    def _alert_breach(self, guard: RollbackGuard, routes: Routes) -> str | None:
+        """Why a monitoring alert raised since the trial began rolls the candidate back."""
+        from loopml.monitoring.records import list_alerts
+
+        candidate = routes.candidate
+        assert candidate is not None
+        with self._stores.meta.read() as conn:
+            alerts = list_alerts(conn, endpoint=self.endpoint, after=guard.alert_cursor,
+                                 limit=1000)
+        if guard.alert_cursor is None:  # the trial's first look: only later alerts count
+            guard.alert_cursor = alerts[-1].id if alerts else 0
+            return None
+        if alerts:
+            guard.alert_cursor = alerts[-1].id
+        for alert in alerts:
+            if alert.kind in guard.rule.on_alerts and alert.version in (None,
+                                                                        candidate.version):
+                return f"monitoring alert #{alert.id} ({alert.kind}): {alert.message}"
+        return None
 
     async def _auto_rollback(self, routes: Routes, reason: str) -> None:
         candidate = routes.candidate
