@@ -8,14 +8,12 @@ The server is started once for the module; each test gives it a fresh store
 from __future__ import annotations
 
 import math
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from servers import ServerThread
 from sklearn.linear_model import LogisticRegression
 
 import loopml
@@ -24,13 +22,7 @@ from loopml.client.remote import RemoteClient
 from loopml.errors import AlreadyExists, Conflict, InvalidArgument, LoopmlError, NotFound
 from loopml.tracking import Metric, RunStatus
 
-uvicorn = pytest.importorskip("uvicorn")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+pytest.importorskip("uvicorn")
 
 
 def _store(home: Path) -> Client:
@@ -43,19 +35,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, s
 
     placeholder = _store(tmp_path_factory.mktemp("placeholder"))
     app = create_app(client=placeholder, options=ServerOptions(auth=False))
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on", ws="none")
-    runner = uvicorn.Server(config)
-    thread = threading.Thread(target=runner.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not runner.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    yield app, f"http://127.0.0.1:{port}"
-    runner.should_exit = True
-    thread.join(30)
+    with ServerThread.for_app(app, lifespan="on") as runner:
+        yield app, runner.url
     placeholder.close()
 
 

@@ -10,14 +10,12 @@ The server is started once for the module; each test gives it a fresh store
 from __future__ import annotations
 
 import random
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import Counting, ServerThread
 
 # The suite itself: collected here again, with this module's ``client`` fixture.
 from test_datasets import (  # noqa: F401
@@ -40,44 +38,7 @@ from loopml.client import Client
 from loopml.client.remote import RemoteClient
 from loopml.errors import Conflict, InvalidArgument
 
-uvicorn = pytest.importorskip("uvicorn")
-
-
-class Counting:
-    """ASGI wrapper that records each request (method, path) and the body bytes received."""
-
-    def __init__(self, app: Any) -> None:
-        self.app, self.requests, self.body_bytes = app, [], 0
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        self.requests.append((scope["method"], scope["path"]))
-
-        async def counted() -> Any:
-            message = await receive()
-            self.body_bytes += len(message.get("body", b""))
-            return message
-
-        await self.app(scope, counted, send)
-
-    def reset(self) -> None:
-        self.requests, self.body_bytes = [], 0
-
-    def uploads(self) -> list[str]:
-        return [path for method, path in self.requests
-                if method == "PUT" and path.startswith(("/api/v1/blobs/", "/api/v1/uploads/"))]
-
-    def downloads(self) -> list[str]:
-        return [path for method, path in self.requests
-                if method == "GET" and path.startswith("/api/v1/blobs/")]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+pytest.importorskip("uvicorn")
 
 
 def _store(home: Path) -> Client:
@@ -91,18 +52,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Coun
     placeholder = _store(tmp_path_factory.mktemp("placeholder"))
     app = create_app(client=placeholder, options=ServerOptions(auth=False))
     counting = Counting(app)
-    port = _free_port()
-    runner = uvicorn.Server(uvicorn.Config(counting, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on", ws="none"))
-    thread = threading.Thread(target=runner.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not runner.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    yield app, counting, f"http://127.0.0.1:{port}"
-    runner.should_exit = True
-    thread.join(30)
+    with ServerThread.for_app(counting, lifespan="on") as runner:
+        yield app, counting, runner.url
     placeholder.close()
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from servers import ServerThread, free_port
 
 import loopml
 from loopml.automation import records
@@ -230,21 +231,16 @@ def _import_server() -> None:
     import_skops()
 
 
-class _Server:
+class _Server(ServerThread):
     """The deployment served by uvicorn in a thread of this process."""
 
     def __init__(self, settings: loopml.Settings) -> None:
-        import uvicorn
-
         from loopml.serving import ServeOptions
         from loopml.serving.server import uvicorn_config
 
-        self.port = _free_port()
-        options = ServeOptions(deployment="churn-api", port=self.port, poll_interval_s=0.1,
+        options = ServeOptions(deployment="churn-api", port=free_port(), poll_interval_s=0.1,
                                log_flush_s=0.2)
-        self.server = uvicorn.Server(uvicorn_config(options, settings))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
+        super().__init__(uvicorn_config(options, settings), wait=False)
         try:
             _wait(lambda: self._get("/ready") == 200, "the model server")
         except BaseException:
@@ -271,15 +267,3 @@ class _Server:
 
         return send(self.port, rows, threads=2, until=until,
                     seconds=timeout if until is not None else None)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -6,17 +6,15 @@ paths that escape) refused with a clear 4xx that leaves nothing behind."""
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import urllib3
+from servers import Counting, ServerThread, call_json
 
 import loopml
 from loopml.blobs import hash_bytes
@@ -28,38 +26,9 @@ from loopml.errors import InvalidArgument
 from loopml.server.app import ServerOptions, create_app
 from loopml.server.uploads import MIN_PART_SIZE, Uploads
 
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 
 MiB = 1 << 20
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Counting:
-    """ASGI wrapper that records each request (method, path) and the body bytes received."""
-
-    def __init__(self, app: Any) -> None:
-        self.app, self.requests, self.body_bytes = app, [], 0
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        self.requests.append((scope["method"], scope["path"]))
-
-        async def counted() -> Any:
-            message = await receive()
-            self.body_bytes += len(message.get("body", b""))
-            return message
-
-        await self.app(scope, counted, send)
-
-    def reset(self) -> None:
-        self.requests, self.body_bytes = [], 0
 
 
 class Served:
@@ -71,31 +40,16 @@ class Served:
                                                   blob_url=blob_url, progress=False))
         self.app = create_app(client=self.client, options=options)
         self.counting = Counting(self.app)
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(self.counting, host="127.0.0.1", port=port,
-                                                    log_level="warning", ws="none"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline
-            time.sleep(0.01)
+        self.server = ServerThread.for_app(self.counting)
+        self.url = self.server.url
         self.pool = urllib3.PoolManager(retries=False)
 
     def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
              headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
-        data = raw if raw is not None else (None if body is None else orjson.dumps(body))
-        answer = self.pool.request(method, self.url + path, body=data, headers=headers or {})
-        try:
-            decoded = orjson.loads(answer.data) if answer.data else None
-        except orjson.JSONDecodeError:
-            decoded = answer.data
-        return answer.status, decoded, answer.headers
+        return call_json(self.pool, method, self.url + path, body, raw=raw, headers=headers)
 
     def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
+        self.server.stop()
         self.client.close()
 
 

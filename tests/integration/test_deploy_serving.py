@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import pytest
+from servers import ServerThread, free_port
 from sklearn.linear_model import LogisticRegression
-from test_serving import Client, _free_port, _settings, _wait_ready
+from test_serving import Client, _settings, _wait_ready
 
 import loopml
 from loopml.deployments.api import Deployments
@@ -57,27 +58,15 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-class DeploymentServer:
+class DeploymentServer(ServerThread):
     def __init__(self, home: Path, name: str, **options: Any) -> None:
-        import uvicorn
-
         from loopml.serving import ServeOptions
         from loopml.serving.server import uvicorn_config
 
-        self.port = _free_port()
-        served = ServeOptions(deployment=name, port=self.port, trusted=True,
+        served = ServeOptions(deployment=name, port=free_port(), trusted=True,
                               poll_interval_s=0.2, log_flush_s=0.2, **options)
-        self.server = uvicorn.Server(uvicorn_config(served, _settings(home)))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
+        super().__init__(uvicorn_config(served, _settings(home)), wait=False, join_s=60)
         _wait_ready(self, token=None)  # type: ignore[arg-type]
-
-    def failed(self) -> str | None:
-        return None if self.thread.is_alive() else "the server thread ended"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(60)
 
 
 @pytest.fixture
@@ -237,12 +226,14 @@ def test_deploy_commands(home: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("LOOPML_HOME", str(home))
     monkeypatch.setenv("LOOPML_PROGRESS", "false")
     main(["deploy", "create", "cli-api", "--model", "churn@production", "--canary",
-          "churn/2=25%", "--shadow", "churn/3", "--rollback-error-rate", "0.1"])
+          "churn/2=25%", "--shadow", "churn/3", "--rollback-error-rate", "0.1",
+          "--rollback-on-alert", "drift, quality"])
     assert "cli-api: churn@production + 25% churn/2, shadow churn/3" in capsys.readouterr().out
     main(["deploy", "show", "cli-api", "--json"])
     shown = json.loads(capsys.readouterr().out)
     assert shown["policy"]["canary"]["percent"] == 25
     assert shown["policy"]["rollback"]["max_error_rate"] == 0.1
+    assert shown["policy"]["rollback"]["on_alerts"] == ["drift", "quality"]
     main(["deploy", "list"])
     assert "cli-api" in capsys.readouterr().out
     main(["deploy", "rollback", "cli-api", "--reason", "bad canary"])

@@ -9,27 +9,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import numpy as np
-import orjson
 import pandas as pd
 import pytest
 import urllib3
 from click.testing import CliRunner
+from servers import ServerThread, call_json
 
 import loopml
 from loopml.client import Client
 from loopml.errors import PermissionDenied
 from loopml.server.app import ServerOptions, create_app
 
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 mlflow = pytest.importorskip("mlflow")
 pytest.importorskip("sklearn")
 
@@ -38,12 +35,6 @@ pytest.importorskip("sklearn")
 pytestmark = pytest.mark.filterwarnings(r"ignore::Warning:mlflow(\..*)?$")
 
 API = "/api/2.0/mlflow"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Server:
@@ -55,32 +46,19 @@ class Server:
                                              database_url=database_url)
         self.client = Client(self.settings)
         self.app = create_app(client=self.client, options=ServerOptions(auth=auth))
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port,
-                                                    log_level="warning", ws="none"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline
-            time.sleep(0.01)
+        self.server = ServerThread.for_app(self.app)
+        self.url = self.server.url
         self.pool = urllib3.PoolManager(retries=False)
 
     def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
              fields: dict[str, str] | None = None, token: str = "") -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        data = raw if raw is not None else None if body is None else orjson.dumps(body)
-        answer = self.pool.request(method, self.url + path, body=data, fields=fields,
-                                   headers=headers)
-        try:
-            return answer.status, orjson.loads(answer.data) if answer.data else None
-        except orjson.JSONDecodeError:
-            return answer.status, answer.data
+        status, decoded, _ = call_json(self.pool, method, self.url + path, body, raw=raw,
+                                       headers=headers, fields=fields)
+        return status, decoded
 
     def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
+        self.server.stop()
         self.client.close()
 
 

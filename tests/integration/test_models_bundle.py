@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,15 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from servers import free_port
 
 from loopml.errors import AlreadyExists, BackendUnavailable, NotFound, PermissionDenied
 from loopml.models import build_bundle, docker_build, load_model, save_model
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _request(url: str, body: Any = None) -> tuple[int, Any]:
@@ -69,7 +63,7 @@ def bundle(package: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @contextlib.contextmanager
 def _serve(bundle: Path, backend: str) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "serve.py", "--host", "127.0.0.1", "--port", str(port),
          "--backend", backend], cwd=bundle, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

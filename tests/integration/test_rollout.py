@@ -421,22 +421,20 @@ def test_policies_parse_with_clear_errors() -> None:
 # -- served for real ---------------------------------------------------------------------------
 def test_a_failing_canary_is_rolled_back_with_no_failed_request(
         client: loopml.Client, packages: dict[str, Path], home: Path) -> None:
-    import uvicorn
+    from servers import ServerThread, free_port
     from test_serving import Client as HttpClient
-    from test_serving import _free_port, _wait_ready
+    from test_serving import _wait_ready
 
     from loopml.serving import ServeOptions
     from loopml.serving.server import uvicorn_config
 
     name = _model(client, packages, "good", "faulty")
-    port = _free_port()
+    port = free_port()
     options = ServeOptions(deployment=name, port=port, trusted=True, poll_interval_s=0.1,
                            log_flush_s=0.2)
-    server = uvicorn.Server(uvicorn_config(options, _settings(home)))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    server = ServerThread(uvicorn_config(options, _settings(home)), wait=False)
     try:
-        _wait_ready(type("S", (), {"port": port, "failed": lambda self: None})(), token=None)
+        _wait_ready(server, token=None)  # type: ignore[arg-type]
         policy = RolloutPolicy(mode="canary", deployment=name, percent=50, minutes=10,
                                max_error_rate=0.2, min_requests=5, window_s=10)
         rollout = start_rollout(f"{name}/2", policy=policy, client=client)
@@ -474,6 +472,5 @@ def test_a_failing_canary_is_rolled_back_with_no_failed_request(
         assert Deployments(client.meta).get(name).policy.canary is None
     finally:
         Faulty.broken = False
-        server.should_exit = True
-        thread.join(30)
+        server.stop()
     _assert_never_failed(client, name)

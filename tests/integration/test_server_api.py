@@ -6,16 +6,13 @@ JSON error and changes nothing."""
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import urllib3
+from servers import ServerThread, call_json
 from starlette.routing import Route
 
 import loopml
@@ -23,13 +20,7 @@ from loopml.client import Client
 from loopml.server.app import ServerOptions, create_app
 from loopml.server.errors import MAX_JSON_BYTES
 
-uvicorn = pytest.importorskip("uvicorn")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+pytest.importorskip("uvicorn")
 
 
 class Api:
@@ -37,16 +28,8 @@ class Api:
 
     def __init__(self, client: Client, options: ServerOptions) -> None:
         self.app = create_app(client=client, options=options)
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port,
-                                                    log_level="warning", ws="none"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline
-            time.sleep(0.01)
+        self.server = ServerThread.for_app(self.app)
+        self.url = self.server.url
         self.pool = urllib3.PoolManager(retries=False)
         self.token = ""
 
@@ -55,17 +38,12 @@ class Api:
         headers = {"Content-Type": "application/json"}
         if token or self.token:
             headers["Authorization"] = f"Bearer {token or self.token}"
-        data = raw if raw is not None else (None if body is None else orjson.dumps(body))
-        answer = self.pool.request(method, self.url + path, body=data, headers=headers)
-        content = answer.data
-        try:
-            return answer.status, orjson.loads(content) if content else None
-        except orjson.JSONDecodeError:
-            return answer.status, content
+        status, decoded, _ = call_json(self.pool, method, self.url + path, body, raw=raw,
+                                       headers=headers)
+        return status, decoded
 
     def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
+        self.server.stop()
 
 
 @pytest.fixture

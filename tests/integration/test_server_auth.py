@@ -7,20 +7,17 @@ auth is on by default only off loopback."""
 from __future__ import annotations
 
 import base64
-import http.client
 import re
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
 import pytest
 import sqlalchemy as sa
+from servers import Answer, ServerThread
+from servers import request as http_request
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -53,39 +50,14 @@ def probe_routes() -> list[BaseRoute]:
             Route("/probe", probe_write, methods=["POST"])]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-    def json(self) -> Any:
-        return orjson.loads(self.body)
-
-
 class Server:
     """The whole app (every route table, every middleware) served by uvicorn in a thread."""
 
     def __init__(self, client: loopml.Client, options: ServerOptions) -> None:
-        import uvicorn
-
         tables = tuple(dict.fromkeys((*app_module.ROUTE_TABLES, PROBE_TABLE)))
         self.app = create_app(client=client, options=options, route_tables=tables)
-        self.port = _free_port()
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "server not up"
-            time.sleep(0.02)
+        self.server = ServerThread.for_app(self.app)
+        self.port = self.server.port
 
     def request(self, method: str, path: str, *, token: str | None = None,
                 body: bytes | None = None, headers: dict[str, str] | None = None) -> Answer:
@@ -94,17 +66,10 @@ class Server:
             sent["Authorization"] = f"Bearer {token}"
         if body is not None:
             sent.setdefault("Content-Type", "application/json")
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request(method, path, body=body, headers=sent)
-            response = conn.getresponse()
-            return Answer(response.status, response.headers, response.read())
-        finally:
-            conn.close()
+        return http_request(self.port, method, path, body=body, headers=sent)
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
+        self.server.stop()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,12 @@ from pathlib import Path
 
 import pytest
 import urllib3
+from servers import free_port
 
 import loopml
 from loopml.client.remote import RemoteClient
 
 pytest.importorskip("uvicorn")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _env(**values: str) -> dict[str, str]:
@@ -40,7 +34,7 @@ def _env(**values: str) -> dict[str, str]:
 @contextmanager
 def served(env: dict[str, str], *args: str) -> Iterator[str]:
     """``loopml server`` in a process of its own; yields its URL once it answers."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "loopml.cli.main", "server", "--port",
                                 str(port), *args], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -100,14 +94,14 @@ def test_the_cli_works_through_a_server(tmp_path: Path) -> None:
         assert compared.returncode == 0 and "metrics.auc" in compared.stdout
         models = loopml_cli(env, "models", "list", "--json")
         assert models.returncode == 0 and json.loads(models.stdout) == []
-        local_only = loopml_cli(env, "events")
+        local_only = loopml_cli(env, "tokens", "list")
         assert local_only.returncode == 1 and "Traceback" not in local_only.stderr
         assert "needs direct access to the store" in local_only.stderr
     assert not (tmp_path / "cli" / "loopml.db").exists()  # nothing went to a local store
 
 
 def test_an_unreachable_server_is_one_clear_line(tmp_path: Path) -> None:
-    env = _env(tracking_uri=f"http://127.0.0.1:{_free_port()}", home=str(tmp_path))
+    env = _env(tracking_uri=f"http://127.0.0.1:{free_port()}", home=str(tmp_path))
     answer = loopml_cli(env, "experiments", "list")
     assert answer.returncode == 1 and "Traceback" not in answer.stderr
     assert "cannot reach the loopml server" in answer.stderr

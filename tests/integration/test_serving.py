@@ -11,7 +11,6 @@ import math
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from servers import ServerThread, free_port
 from sklearn.linear_model import LogisticRegression
 
 import loopml
@@ -34,12 +34,6 @@ FEATURES = ["f0", "f1", "f2", "f3", "f4"]
 TOKEN = "s3cret-token"
 SECRET = "SECRET-VALUE-8841"  # sent in bad requests: must never come back in an answer
 CS = (1.0, 0.01, 100.0)  # versions 1, 2, 3 differ by regularisation, so by probabilities
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _settings(home: Path) -> loopml.Settings:
@@ -81,7 +75,7 @@ class ProcessServer:
     """``loopml serve`` in a process of its own."""
 
     def __init__(self, home: Path, *args: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.log = home.parent / f"server-{self.port}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPML_")}
         env.update(LOOPML_HOME=str(home), LOOPML_PROGRESS="false")
@@ -102,28 +96,19 @@ class ProcessServer:
         return self.process.wait(timeout=60)
 
 
-class ThreadServer:
+class ThreadServer(ServerThread):
     """The same app under uvicorn in a thread of the test process (which has imported
-    scikit-learn already, so it starts in a fraction of a second)."""
+    scikit-learn already, so it starts in a fraction of a second); ready once ``/ready`` says
+    so (:func:`_wait_ready`)."""
 
     def __init__(self, home: Path, **options: Any) -> None:
-        import uvicorn
-
         from loopml.serving import ServeOptions
         from loopml.serving.server import uvicorn_config
 
-        self.port = _free_port()
-        served = ServeOptions(model="churn@production", port=self.port, trusted=True, **options)
-        self.server = uvicorn.Server(uvicorn_config(served, _settings(home)))
-        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
-        self.thread.start()
-
-    def failed(self) -> str | None:
-        return None if self.thread.is_alive() else "the server thread ended"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(60)
+        served = ServeOptions(model="churn@production", port=free_port(), trusted=True,
+                              **options)
+        super().__init__(uvicorn_config(served, _settings(home)), wait=False, join_s=60,
+                         name="uvicorn")
 
 
 def _wait_ready(server: ProcessServer | ThreadServer, token: str | None = TOKEN

@@ -13,7 +13,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from servers import free_port
 from sklearn.linear_model import LogisticRegression
 
 import loopml
@@ -39,12 +39,6 @@ sys.argv = ["loopml", *sys.argv[2:]]
 from loopml.cli.main import main
 main()
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(url: str, body: bytes | None = None) -> tuple[int, bytes]:
@@ -72,7 +66,7 @@ def test_serving_a_skops_scikit_learn_model_never_imports_torch(tmp_path: Path) 
     client.set_model_alias("plain", "production", 1)
     client.close()
 
-    port = _free_port()
+    port = free_port()
     modules_file = tmp_path / "modules.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPML_")}
     env.update(LOOPML_HOME=str(home), LOOPML_PROGRESS="false")

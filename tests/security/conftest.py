@@ -11,46 +11,27 @@ as they were.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import sqlalchemy as sa
+from servers import Answer, ServerThread
+from servers import request as http_request
 
 import loopml
 from loopml.server.app import ServerOptions, create_app
 from loopml.server.roles import ROLES
 from loopml.server.tokens import create_token
 
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 
 #: What a refused request may never show.
 _LEAKS = (b"Traceback", b'File "', b"sqlalchemy", b"psycopg", b"sqlite3")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-    def json(self) -> Any:
-        return orjson.loads(self.body)
 
 
 def refused(answer: Answer, *statuses: int) -> dict[str, Any]:
@@ -78,15 +59,8 @@ class Server:
         self.home = home
         self.scratch = scratch
         self.app = create_app(client=self.client, options=options)
-        self.port = _free_port()
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
-                                                    log_level="critical", ws="none"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "server not up"
-            time.sleep(0.02)
+        self.server = ServerThread.for_app(self.app, log_level="critical", startup_s=60)
+        self.port = self.server.port
         self.tokens: dict[str, str] = {
             role: create_token(self.client.meta, f"{role}-token", role=role).secret
             for role in ROLES}
@@ -105,14 +79,8 @@ class Server:
             body = orjson.dumps(body)
             sent["Content-Type"] = "application/json"
         sent.update(headers or {})
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request(method, path, body=body, headers=sent,
-                         encode_chunked="Transfer-Encoding" in sent)
-            response = conn.getresponse()
-            return Answer(response.status, response.headers, response.read())
-        finally:
-            conn.close()
+        return http_request(self.port, method, path, body=body, headers=sent,
+                            timeout=timeout, encode_chunked="Transfer-Encoding" in sent)
 
     def json(self, method: str, path: str, body: Any = None, *, role: str = "admin",
              expect: int = 200) -> Any:
@@ -175,8 +143,7 @@ class Server:
             assert after.get(key) == before.get(key), f"{key} changed"
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
+        self.server.stop()
         self.client.close()
 
 

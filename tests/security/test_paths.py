@@ -198,12 +198,7 @@ def test_a_download_replaces_a_symlink_instead_of_writing_through_it(
 def test_a_hostile_listing_cannot_make_the_client_write_outside(tmp_path: Path) -> None:
     """A server (or anyone in the middle) that lists artifact paths leaving the requested
     directory gets them refused before anything is downloaded."""
-    import threading
-    import time
-
-    import uvicorn
-
-    from .conftest import _free_port
+    from servers import ServerThread
 
     paths = ["model/ok.txt", "model/../../escape.txt"]
 
@@ -220,17 +215,10 @@ def test_a_hostile_listing_cannot_make_the_client_write_outside(tmp_path: Path) 
     app.router.routes.extend([
         Route("/api/v1/runs/{run_id}/artifacts", listing, methods=["GET"]),
         Route("/api/v1/runs/{run_id}/artifacts/{path:path}", content, methods=["GET"])])
-    port = _free_port()
-    served = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="critical", ws="none"))
-    thread = threading.Thread(target=served.run, daemon=True)
-    thread.start()
-    while not served.started:
-        assert thread.is_alive()
-        time.sleep(0.02)
+    served = ServerThread.for_app(app, log_level="critical")
     settings = loopml.load_settings(home=tmp_path / "client", progress=False,
-                                    tracking_uri=f"http://127.0.0.1:{port}")
-    client = RemoteClient(settings, session=HttpSession(f"http://127.0.0.1:{port}"))
+                                    tracking_uri=served.url)
+    client = RemoteClient(settings, session=HttpSession(served.url))
     try:
         dest = tmp_path / "a" / "b" / "dest"
         for listed in (["model/ok.txt", "model/../../escape.txt"], ["model/ok.txt", "/etc/x"],
@@ -242,6 +230,5 @@ def test_a_hostile_listing_cannot_make_the_client_write_outside(tmp_path: Path) 
         assert sorted(p.name for p in tmp_path.rglob("*escape*")) == []
     finally:
         client.close()
-        served.should_exit = True
-        thread.join(30)
+        served.stop()
         app.state.client.close()

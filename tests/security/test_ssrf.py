@@ -16,10 +16,11 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import pytest
+from servers import free_port
 
 import loopml
 
-from .conftest import Server, _free_port
+from .conftest import Server
 
 
 class _Canary(http.server.BaseHTTPRequestHandler):
@@ -41,7 +42,7 @@ class _Canary(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def canary() -> Iterator[tuple[str, list[str]]]:
     """(base URL, the requests it received) of an HTTP server on loopback."""
-    port = _free_port()
+    port = free_port()
     hits: list[str] = []
     handler = type("Canary", (_Canary,), {"hits": hits})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)

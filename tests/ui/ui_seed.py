@@ -7,9 +7,6 @@ queue. Also: :func:`serving` (the server's application in a thread) and :func:`c
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,6 +20,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
+from servers import ServerThread, free_port
 
 import loopml
 from loopml.automation.events import record_event
@@ -203,35 +201,16 @@ def seed(home: Path) -> Seeded:
 
 
 # -- serving the seeded store, and calling it without a browser ------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serving(client: Any, *, auth: bool | None = None) -> Iterator[str]:
     """``loopml server``'s application over ``client`` on a free port, in a thread; yields
     its base URL (auth: off on a loopback address unless ``auth=True``)."""
-    import uvicorn
-
     from loopml.server.app import ServerOptions, create_app
 
     port = free_port()
     app = create_app(client=client, options=ServerOptions(port=port, auth=auth))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with ServerThread.for_app(app, port=port) as server:
+        yield server.url
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -19,9 +19,8 @@ __all__ = ["deploy"]
 
 
 def _deployments() -> Deployments:
-    from loopml.deployments.api import Deployments
-
-    return Deployments(open_client().meta)
+    """The client's deployments (the store's, or the server's with LOOPML_TRACKING_URI)."""
+    return open_client().deployments  # type: ignore[no-any-return]
 
 
 def _policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,15 +43,20 @@ def _policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Seconds of requests the rollback rule looks at."),
         click.option("--rollback-min-requests", type=int, default=20, show_default=True,
                      help="Requests the window must hold before the rule can fire."),
+        click.option("--rollback-on-alert", default="",
+                     help="... or when monitoring raises an alert of these kinds about it, "
+                          "comma-separated: drift, prediction_drift, target_drift, quality, "
+                          "performance."),
         click.option("--reason", default="", help="Why (kept in the audit timeline)."),
     ]
 
     @functools.wraps(command)
     def with_policy(name: str, rollback_error_rate: float | None,
                     rollback_p99_ms: float | None, rollback_window: float,
-                    rollback_min_requests: int, **policy: Any) -> Any:
+                    rollback_min_requests: int, rollback_on_alert: str, **policy: Any) -> Any:
+        alerts = tuple(k.strip() for k in rollback_on_alert.split(",") if k.strip())
         rule = _rule(rollback_error_rate, rollback_p99_ms, rollback_window,
-                     rollback_min_requests)
+                     rollback_min_requests, alerts)
         return command(name, rollback=rule, **policy)
 
     wrapped: Callable[..., Any] = with_policy
@@ -62,13 +66,26 @@ def _policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _rule(error_rate: float | None, p99_ms: float | None, window: float,
-          min_requests: int) -> RollbackRule | None:
-    if error_rate is None and p99_ms is None:
+          min_requests: int, alerts: tuple[str, ...]) -> RollbackRule | None:
+    if error_rate is None and p99_ms is None and not alerts:
         return None
     from loopml.deployments.policy import RollbackRule
 
     return RollbackRule(max_error_rate=error_rate, max_p99_ms=p99_ms, window_s=window,
-                        min_requests=min_requests)
+                        min_requests=min_requests, on_alerts=alerts)
+
+
+def _describe_rule(rule: RollbackRule) -> str:
+    limits = []
+    if rule.max_error_rate is not None:
+        limits.append(f"error rate > {rule.max_error_rate:g}")
+    if rule.max_p99_ms is not None:
+        limits.append(f"p99 > {rule.max_p99_ms:g} ms")
+    text = (f"{' or '.join(limits)} over {rule.window_s:g} s (at least "
+            f"{rule.min_requests} requests)") if limits else ""
+    if rule.on_alerts:
+        text += f"{' or ' if text else ''}a monitoring alert ({', '.join(rule.on_alerts)})"
+    return text
 
 
 def _deployment_dict(d: Any) -> dict[str, Any]:
@@ -141,9 +158,7 @@ def deploy_show(name: str, as_json: bool) -> None:
         ["canary", f"{canary.model} ({canary.percent:g}%, sticky by {canary.sticky})"
          if canary else None],
         ["shadow", policy.shadow],
-        ["rollback rule", None if rule is None else
-         f"error rate > {rule.max_error_rate} or p99 > {rule.max_p99_ms} ms over "
-         f"{rule.window_s:g} s (at least {rule.min_requests} requests)"],
+        ["rollback rule", None if rule is None else _describe_rule(rule)],
         ["revision", found.revision], ["created (UTC)", format_time(found.created_at)],
         ["updated (UTC)", format_time(found.updated_at)]], title=f"deployment {name}")
 

@@ -56,12 +56,13 @@ def events(since: str | None, model: str | None, deployment: str | None, kind: s
            sources: tuple[str, ...], limit: int, as_json: bool) -> None:
     """The timeline: triggers fired, runs, gates, rollouts, promotions, rollbacks and
     monitoring alerts, oldest first, with the reason and numbers of each decision."""
-    from loopml.automation.events import SOURCES, list_events
+    from loopml.client.ops import EVENT_SOURCES
     from loopml.tracking.records import now_ms
 
     start = None if since is None else parse_since(since, now_ms=now_ms())
-    found = list_events(open_client().meta, since=start, kind=kind, model=model,
-                        deployment=deployment, limit=limit, include=sources or SOURCES)
+    found = open_client().list_events(since=start, kind=kind, model=model,
+                                      deployment=deployment, limit=limit,
+                                      include=sources or EVENT_SOURCES)
     if as_json:
         print_json([e.to_dict() for e in found])
         return

@@ -184,14 +184,10 @@ def monitor_show(deployment: str, kind: str | None, column: str | None,
                  statistic: str | None, since: str | None, everything: bool, limit: int,
                  as_json: bool) -> None:
     """The stored results of DEPLOYMENT: one row per window, check, column and statistic."""
-    from loopml.monitoring.records import query_results
-
     start = _since(since)
-    client = open_client()
-    with client.meta.read() as conn:
-        points = query_results(conn, deployment, kind=kind, column=column,
-                               statistic=statistic, since=start,
-                               limit=limit if everything or statistic else limit * 20)
+    points = open_client().list_monitor_results(
+        deployment, kind=kind, column=column, statistic=statistic, since=start,
+        limit=limit if everything or statistic else limit * 20)
     if not (everything or statistic):
         points = [p for p in points if p.passed is not None or p.kind == "window"][-limit:]
     if as_json:
@@ -218,10 +214,8 @@ def monitor_show(deployment: str, kind: str | None, column: str | None,
 def monitor_alerts(deployment: str | None, kind: str | None, since: str | None, limit: int,
                    as_json: bool) -> None:
     """Alerts of failed checks (of DEPLOYMENT, or of every deployment), newest last."""
-    from loopml.monitoring.alerts import list_alerts
-
     start = _since(since)
-    found = list_alerts(deployment, start, kind=kind, limit=limit, client=open_client())
+    found = open_client().list_alerts(deployment, since=start, kind=kind, limit=limit)
     if as_json:
         print_json([a.to_dict() for a in found])
         return

@@ -113,10 +113,7 @@ def _summary(run: Any) -> None:
 
 
 def _get(client: Any, run_id: str) -> Any:
-    from loopml.pipelines import records
-
-    with client.meta.read() as conn:
-        return records.get_pipeline_run(conn, run_id)
+    return client.get_pipeline_run(run_id)
 
 
 @click.group()
@@ -130,11 +127,7 @@ def pipelines() -> None:
 @json_option
 def list_runs(name: str | None, limit: int, as_json: bool) -> None:
     """Recent pipeline runs, newest first."""
-    from loopml.pipelines import records
-
-    client = open_client()
-    with client.meta.read() as conn:
-        found = records.list_pipeline_runs(conn, pipeline=name, limit=limit)
+    found = open_client().list_pipeline_runs(pipeline=name, limit=limit)
     if as_json:
         print_json([r.to_json() for r in found])
         return

@@ -10,6 +10,7 @@ from loopml.datasets import records
 from loopml.datasets.refs import parse_ref
 
 if TYPE_CHECKING:
+    from loopml.blobs import BlobStore
     from loopml.blobs.checkout import CheckoutStats
     from loopml.blobs.transfer import TransferStats
     from loopml.datasets.contract import Contract
@@ -22,6 +23,12 @@ __all__ = ["DatasetMethods"]
 
 
 class DatasetMethods(ClientBase):
+    @property
+    def content_blobs(self) -> BlobStore:
+        """Where this client reads a version's content from: the blob store (the remote
+        client puts its local cache in front of the server's)."""
+        return self.blobs
+
     def _ingest_options(self, message: str, strict: bool, run_id: str | None) -> Any:
         from loopml.datasets.ingest import IngestOptions
 
@@ -70,15 +77,16 @@ class DatasetMethods(ClientBase):
     def dataset_profile(self, ref: str) -> TableProfile | None:
         from loopml.datasets.ingest import load_profile
 
-        return load_profile(self.blobs, self.get_dataset_version(ref))
+        return load_profile(self.content_blobs, self.get_dataset_version(ref))
 
     def get_dataset(self, ref: str, dest: str | Path, *, prefix: str = "",
                     run_id: str | None = None) -> CheckoutStats:
-        """Materialise a version's files (or those under ``prefix``) into ``dest``."""
+        """Materialise a version's files (or those under ``prefix``) into ``dest`` (a remote
+        client downloads what its local cache lacks)."""
         from loopml.datasets.reading import materialize
 
         version = self.get_dataset_version(ref)
-        stats = materialize(self.blobs, version, dest, prefix=prefix,
+        stats = materialize(self.content_blobs, version, dest, prefix=prefix,
                             stat_cache=self.stat_cache, progress=self.settings.progress)
         if run_id is not None:
             self.use_dataset(run_id, version.ref)
@@ -90,7 +98,7 @@ class DatasetMethods(ClientBase):
         from loopml.datasets.reading import load_table
 
         version = self.get_dataset_version(ref)
-        table = load_table(self.blobs, version, output=output)
+        table = load_table(self.content_blobs, version, output=output)
         if run_id is not None:
             self.use_dataset(run_id, version.ref)
         return table

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from loopml.blobs import canonical_json
+from loopml.client.ops import OpsMethods
 from loopml.client.registry import ModelMethods
 from loopml.config import Settings
 from loopml.errors import InvalidArgument, MissingDependency
@@ -19,7 +20,7 @@ from loopml.tracking.buffer import MetricBuffer
 from loopml.tracking.context import code_version_tags, current_user, environment_tags
 from loopml.tracking.entities import ArtifactInfo, Experiment, Metric, Run, RunStatus
 from loopml.tracking.names import random_run_name
-from loopml.tracking.validation import check_key, metric_value, param_value
+from loopml.tracking.validation import check_key, metric_value, param_value, run_status
 from loopml.tracking.writes import MetricPoint, write_metric_points, write_params, write_tags
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def _flush_open_clients() -> None:
         client.close()
 
 
-class Client(ModelMethods):
+class Client(OpsMethods, ModelMethods):
     """Tracking, the dataset and the model registry over ``settings``
     (default: :func:`loopml.load_settings`).
 
@@ -119,11 +120,7 @@ class Client(ModelMethods):
 
     def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> None:
         """Write the run's buffered metrics, then record its status and end time."""
-        try:
-            status = RunStatus(status)
-        except ValueError:
-            raise InvalidArgument(f"unknown run status {status!r}; use one of "
-                                  f"{', '.join(s.value for s in RunStatus)}") from None
+        status = run_status(status)
         self._metric_buffer.flush()
         with self.meta.write() as conn:
             records.set_run_status(conn, run_id, status,

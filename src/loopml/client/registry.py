@@ -43,14 +43,13 @@ class ModelMethods(DatasetMethods):
                   metadata: dict[str, Any] | None = None) -> ModelInfo:
         """Save ``model`` as a package in the run's artifacts (and register it if asked)."""
         from loopml.models import save_model
-        from loopml.tracking.artifacts import log_artifact
 
         with tempfile.TemporaryDirectory() as tmp:
             package = save_model(model, Path(tmp) / "model", input_example=input_example,
                                  signature=signature, requirements=requirements,
                                  metadata={**(metadata or {}), "run_id": run_id},
                                  trusted=trusted)
-            log_artifact(self.meta, self.blobs, run_id, package.path, artifact_path)
+            self._store_package(run_id, package.path, artifact_path)
         manifest = package.manifest
         info = ModelInfo(run_id=run_id, artifact_path=artifact_path.strip("/"),
                          flavor=manifest.flavor,
@@ -60,6 +59,12 @@ class ModelMethods(DatasetMethods):
             return info
         version = self.register_model(info.uri, registered_model_name)
         return ModelInfo(**{**info.__dict__, "registered_version": version})
+
+    def _store_package(self, run_id: str, package: Path, artifact_path: str) -> None:
+        """Put a saved package into the run's artifacts (the remote client uploads it)."""
+        from loopml.tracking.artifacts import log_artifact
+
+        log_artifact(self.meta, self.blobs, run_id, package, artifact_path)
 
     def register_model(self, source: str | Path, name: str, *,
                        description: str = "") -> ModelVersion:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,15 +24,15 @@ from urllib.parse import quote
 
 from loopml.client.embedded import Client, runs_to_dataframe
 from loopml.client.http import HttpSession, quote_path
-from loopml.client.registry import ModelInfo
 from loopml.client.remote_datasets import RemoteDatasetMethods
+from loopml.client.remote_ops import RemoteOpsMethods
 from loopml.config import Settings
 from loopml.errors import Conflict, InvalidArgument, NotFound
 from loopml.server.api import wire
 from loopml.tracking.context import code_version_tags, current_user, environment_tags
 from loopml.tracking.entities import ArtifactInfo, Experiment, Metric, Run, RunStatus
 from loopml.tracking.validation import artifact_path as check_artifact_path
-from loopml.tracking.validation import check_key, metric_value, param_value
+from loopml.tracking.validation import check_key, metric_value, param_value, run_status
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,7 +77,8 @@ def _q(segment: str) -> str:
     return quote_path(str(segment)).replace("/", "%2F")
 
 
-class RemoteClient(RemoteDatasetMethods, Client):
+# ``deployments`` is a RemoteDeployments here: the same methods as Deployments, over HTTP.
+class RemoteClient(RemoteOpsMethods, RemoteDatasetMethods, Client):  # type: ignore[misc]
     """The client of ``settings.tracking_uri`` (a ``loopml server``): tracking, registry and
     model methods here, dataset methods from
     :class:`~loopml.client.remote_datasets.RemoteDatasetMethods`."""
@@ -162,11 +162,7 @@ class RemoteClient(RemoteDatasetMethods, Client):
         return ActiveRun(self, run)
 
     def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> None:
-        try:
-            status = RunStatus(status)
-        except ValueError:
-            raise InvalidArgument(f"unknown run status {status!r}; use one of "
-                                  f"{', '.join(s.value for s in RunStatus)}") from None
+        status = run_status(status)
         self._metric_buffer.flush()
         self.http.request("PATCH", f"{API}/runs/{_q(run_id)}", json={"status": status.value},
                           idempotent=True)
@@ -292,30 +288,8 @@ class RemoteClient(RemoteDatasetMethods, Client):
         return runs_to_dataframe(runs) if output_format == "pandas" else runs
 
     # -- models ----------------------------------------------------------------------
-    def log_model(self, run_id: str, model: object, artifact_path: str = "model", *,
-                  input_example: Any = None, signature: Any = None,
-                  registered_model_name: str | None = None, trusted: bool = False,
-                  requirements: list[str] | None = None,
-                  metadata: dict[str, Any] | None = None) -> ModelInfo:
-        """Save ``model`` as a package, upload it to the run's artifacts, register it if
-        asked (the embedded client's ``log_model`` over HTTP)."""
-        from loopml.models import save_model
-
-        with tempfile.TemporaryDirectory() as tmp:
-            package = save_model(model, Path(tmp) / "model", input_example=input_example,
-                                 signature=signature, requirements=requirements,
-                                 metadata={**(metadata or {}), "run_id": run_id},
-                                 trusted=trusted)
-            self.log_artifact(run_id, package.path, artifact_path)
-        manifest = package.manifest
-        info = ModelInfo(run_id=run_id, artifact_path=artifact_path.strip("/"),
-                         flavor=manifest.flavor,
-                         signature=None if manifest.signature is None
-                         else manifest.signature.to_dict())
-        if registered_model_name is None:
-            return info
-        version = self.register_model(info.uri, registered_model_name)
-        return ModelInfo(**{**info.__dict__, "registered_version": version})
+    def _store_package(self, run_id: str, package: Path, artifact_path: str) -> None:
+        self.log_artifact(run_id, package, artifact_path)
 
     def register_model(self, source: str | Path, name: str, *,
                        description: str = "") -> ModelVersion:

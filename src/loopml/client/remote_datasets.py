@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from loopml.blobs import BlobStore
 from loopml.client.datasets import DatasetMethods
@@ -32,14 +32,12 @@ from loopml.errors import InvalidArgument, NotFound
 from loopml.server.api import dataset_wire as wire
 
 if TYPE_CHECKING:
-    from loopml.blobs.checkout import CheckoutStats
     from loopml.blobs.transfer import TransferStats
     from loopml.client.http import HttpSession
     from loopml.datasets.contract import Contract
     from loopml.datasets.diff import VersionDiff
     from loopml.datasets.entities import Dataset, DatasetVersion
     from loopml.datasets.ingest import IngestOptions
-    from loopml.profiling import TableProfile
     from loopml.tracking.entities import Run
 
 __all__ = ["RemoteDatasetMethods"]
@@ -75,6 +73,10 @@ class RemoteDatasetMethods(DatasetMethods):
         local = LocalBackend(self.settings.home / "cache" / "blobs")
         return BlobStore(CachedBackend(local, self.server_blobs.backend),
                          workers=self.settings.blob_workers, progress=self.settings.progress)
+
+    @property
+    def content_blobs(self) -> BlobStore:
+        return self.blob_cache
 
     # -- adding versions ------------------------------------------------------------------
 
@@ -123,35 +125,7 @@ class RemoteDatasetMethods(DatasetMethods):
         return wire.diff_in(self.http.request("GET", f"{API}/dataset-diff",
                                               params={"old": old, "new": new}))
 
-    def dataset_profile(self, ref: str) -> TableProfile | None:
-        from loopml.datasets.ingest import load_profile
-
-        return load_profile(self.blob_cache, self.get_dataset_version(ref))
-
-    # -- reading content --------------------------------------------------------------------
-
-    def get_dataset(self, ref: str, dest: str | Path, *, prefix: str = "",
-                    run_id: str | None = None) -> CheckoutStats:
-        """Materialise a version's files (or those under ``prefix``) into ``dest``,
-        downloading what the local cache lacks."""
-        from loopml.datasets.reading import materialize
-
-        version = self.get_dataset_version(ref)
-        stats = materialize(self.blob_cache, version, dest, prefix=prefix,
-                            stat_cache=self.stat_cache, progress=self.settings.progress)
-        if run_id is not None:
-            self.use_dataset(run_id, version.ref)
-        return stats
-
-    def load_table(self, ref: str, *, output: Literal["pandas", "arrow"] = "pandas",
-                   run_id: str | None = None) -> Any:
-        from loopml.datasets.reading import load_table
-
-        version = self.get_dataset_version(ref)
-        table = load_table(self.blob_cache, version, output=output)
-        if run_id is not None:
-            self.use_dataset(run_id, version.ref)
-        return table
+    # -- content: read through ``content_blobs`` (DatasetMethods); no push or pull ----------
 
     def push_dataset(self, ref: str) -> TransferStats:
         self._no_transfer("push")

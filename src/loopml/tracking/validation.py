@@ -8,9 +8,10 @@ from numbers import Real
 from typing import Any
 
 from loopml.errors import InvalidArgument
+from loopml.tracking.entities import RunStatus
 
 __all__ = ["MAX_KEY_LENGTH", "MAX_PARAM_LENGTH", "artifact_path", "check_key",
-           "metric_value", "param_value"]
+           "metric_value", "param_value", "run_status"]
 
 MAX_KEY_LENGTH = 250
 MAX_PARAM_LENGTH = 6000
@@ -59,3 +60,12 @@ def artifact_path(path: str) -> str:
         raise InvalidArgument(f"artifact path {path!r} escapes the run's artifact directory; "
                               "use a relative path without '..'")
     return normal
+
+
+def run_status(status: RunStatus | str) -> RunStatus:
+    """``status`` as a :class:`RunStatus` (``"FINISHED"``, ``"FAILED"``, ...)."""
+    try:
+        return RunStatus(status)
+    except ValueError:
+        raise InvalidArgument(f"unknown run status {status!r}; use one of "
+                              f"{', '.join(s.value for s in RunStatus)}") from None

@@ -25,6 +25,10 @@ SUBMODULES: tuple[str, ...] = (
     "models",
     "blobs",
     "datasets",
+    "deployments",
+    "events",
+    "pipelines",
+    "monitoring",
     "openapi",
 )
 

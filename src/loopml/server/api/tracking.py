@@ -61,8 +61,7 @@ from loopml.server.api.common import (
 )
 from loopml.server.api.streams import blob_response
 from loopml.server.roles import requires
-from loopml.tracking.entities import RunStatus
-from loopml.tracking.validation import artifact_path, check_key, param_value
+from loopml.tracking.validation import artifact_path, check_key, param_value, run_status
 
 __all__ = ["MAX_ARTIFACT_PATH", "MAX_FILTER_LENGTH", "MAX_ORDER_BY", "routes"]
 
@@ -149,10 +148,7 @@ async def get_run(request: Request) -> Response:
 async def update_run(request: Request) -> Response:
     """End a run: ``{"status": "FINISHED" | "FAILED" | "KILLED" | "RUNNING"}``."""
     body = await body_object(request)
-    status = get_str(body, "status")
-    if status not in RunStatus.__members__:
-        raise InvalidArgument(f"unknown run status {status!r}; use one of "
-                              f"{', '.join(s.value for s in RunStatus)}")
+    status = run_status(get_str(body, "status"))
     run_id = request.path_params["run_id"]
     await call(client(request).end_run, run_id, status)
     run = await call(client(request).get_run, run_id)

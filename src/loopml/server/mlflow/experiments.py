@@ -20,7 +20,7 @@ from loopml.tracking import records
 from loopml.tracking.entities import Experiment
 from loopml.tracking.tables import experiments
 
-from .messages import answer, call, decode_page_token, encode_page_token, read_message
+from .messages import answer, call, decode_page_token, page, read_message
 from .translate import DEFAULT_EXPERIMENT_ID, experiment_json, name_matcher
 
 if TYPE_CHECKING:
@@ -130,11 +130,7 @@ async def search(request: Request) -> Response:
     offset = decode_page_token(message.text("page_token"), "experiments/search")
     client = _client(request)
     found = [e for e in await call(client.list_experiments) if matches(e.name)]
-    page = found[offset:offset + limit]
-    body: dict[str, Any] = {"experiments": [experiment_json(e) for e in page]}
-    if offset + limit < len(found):
-        body["next_page_token"] = encode_page_token(offset + limit)
-    return answer(body)
+    return answer(page(found, "experiments", experiment_json, offset=offset, limit=limit))
 
 
 def routes() -> list[BaseRoute]:

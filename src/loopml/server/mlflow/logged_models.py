@@ -45,8 +45,8 @@ from .messages import (
     answer,
     call,
     decode_page_token,
-    encode_page_token,
     json_number,
+    page,
     read_message,
 )
 from .translate import HIDDEN_TAG_PREFIX, run_artifact_uri
@@ -305,10 +305,8 @@ async def search_endpoint(request: Request) -> Response:
     limit = message.integer("max_results", default=100, minimum=1) or 100
     offset = decode_page_token(message.text("page_token"), "logged-models/search")
     found = await call(_search, client, ids, wanted)
-    body: dict[str, Any] = {"models": [m.to_json() for m in found[offset:offset + limit]]}
-    if offset + limit < len(found):
-        body["next_page_token"] = encode_page_token(offset + limit)
-    return answer(body)
+    return answer(page(found, "models", lambda model: model.to_json(), offset=offset,
+                       limit=limit))
 
 
 def routes() -> list[BaseRoute]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -25,7 +25,7 @@ from loopml.errors import InvalidArgument
 from loopml.server.errors import read_json
 
 __all__ = ["Message", "answer", "call", "decode_page_token", "encode_page_token",
-           "json_number", "read_message"]
+           "json_number", "page", "read_message"]
 
 T = TypeVar("T")
 _SPECIAL_NUMBERS = {"nan": math.nan, "infinity": math.inf, "-infinity": -math.inf,
@@ -187,6 +187,17 @@ def json_number(value: float) -> float | str:
 
 def encode_page_token(offset: int) -> str:
     return base64.urlsafe_b64encode(orjson.dumps({"offset": offset})).decode()
+
+
+def page(items: Sequence[T], key: str, render: Callable[[T], Any], *, offset: int,
+         limit: int | None) -> dict[str, Any]:
+    """``{key: [render(item), ...]}`` for ``limit`` items from ``offset`` (all of them for
+    None), with a ``next_page_token`` when more remain."""
+    end = len(items) if limit is None else offset + limit
+    body: dict[str, Any] = {key: [render(item) for item in items[offset:end]]}
+    if end < len(items):
+        body["next_page_token"] = encode_page_token(end)
+    return body
 
 
 def decode_page_token(token: str, endpoint: str) -> int:

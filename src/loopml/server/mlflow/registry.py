@@ -33,7 +33,7 @@ from .messages import (
     answer,
     call,
     decode_page_token,
-    encode_page_token,
+    page,
     read_message,
 )
 from .packages import import_mlflow_model
@@ -118,11 +118,8 @@ def _search_models(client: Client, message: Message) -> dict[str, Any]:
     limit = message.integer("max_results", default=100, minimum=1) or 100
     offset = decode_page_token(message.text("page_token"), "registered-models/search")
     names = [m.name for m in client.list_registered_models() if matches(m.name)]
-    body: dict[str, Any] = {"registered_models": [_model_body(client, n)
-                                                  for n in names[offset:offset + limit]]}
-    if offset + limit < len(names):
-        body["next_page_token"] = encode_page_token(offset + limit)
-    return body
+    return page(names, "registered_models", lambda name: _model_body(client, name),
+                offset=offset, limit=limit)
 
 
 @requires("viewer")
@@ -284,11 +281,7 @@ def _search_versions(client: Client, message: Message) -> dict[str, Any]:
              else [m.name for m in client.list_registered_models()])
     versions = [v for n in names for v in reversed(_versions_or_none(client, n))
                 if wanted.get("run_id", v.run_id) == v.run_id]
-    body: dict[str, Any] = {"model_versions": [model_version_json(v) for v in
-                                               versions[offset:offset + limit]]}
-    if offset + limit < len(versions):
-        body["next_page_token"] = encode_page_token(offset + limit)
-    return body
+    return page(versions, "model_versions", model_version_json, offset=offset, limit=limit)
 
 
 @requires("viewer")

@@ -43,6 +43,7 @@ from .messages import (
     call,
     decode_page_token,
     encode_page_token,
+    page,
     read_message,
 )
 from .translate import (
@@ -407,11 +408,7 @@ async def metric_history(request: Request) -> Response:
     points = await call(_history, _client(request), message.run_id(), key)
     limit = message.integer("max_results", minimum=1)
     offset = decode_page_token(message.text("page_token"), "metrics/get-history")
-    end = len(points) if limit is None else offset + limit
-    body: dict[str, Any] = {"metrics": [metric_json(p) for p in points[offset:end]]}
-    if end < len(points):
-        body["next_page_token"] = encode_page_token(end)
-    return answer(body)
+    return answer(page(points, "metrics", metric_json, offset=offset, limit=limit))
 
 
 def routes() -> list[BaseRoute]:
