@@ -28,6 +28,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from loopml.cli.output import format_value
 from loopml.errors import InvalidArgument, LoopmlError, MissingDependency
 
 if TYPE_CHECKING:
@@ -64,19 +65,11 @@ def fmt_time(ms: int | float | None) -> str:
 
 def fmt_number(value: Any) -> str:
     """Four significant digits for floats, thousands separators for integers."""
-    if value is None:
-        return "-"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int):
         return f"{value:,}"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
-    return str(value)
+    return format_value(value)  # the CLI's: the same figures in both places
 
 
 def fmt_duration(seconds: float | None) -> str:
