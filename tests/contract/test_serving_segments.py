@@ -4,6 +4,7 @@ writes (through its segment sink) a reader finds by endpoint, kind and time."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +22,34 @@ def _request(i: int, at: int) -> tuple[object, ...]:
             b'{"inputs": [[1.0]]}', b'{"predictions": [0]}', None, "primary")
 
 
+_META = ("churn@production", "churn", 3, "predict", 200, None, "primary")
+
+
+def _queue(log: PayloadLog, i: int) -> bool:
+    return log.request(f"r{i}", _META, 1.5, 1, b'{"inputs": [[1.0]]}', b'{"predictions": [0]}')
+
+
 def test_segments_are_written_indexed_and_read_back(database_url: str) -> None:
     meta = MetadataStore(database_url)
     blobs = BlobStore(open_backend("memory://"))
     sink = SegmentSink(blobs=blobs, meta=lambda: meta, endpoint="churn@production",
                        model="churn", row_group_rows=2)
     log = PayloadLog(sink, segment_rows=3, flush_interval_s=60)
+    before = int(time.time() * 1000)
     for i in range(5):
-        assert log.add("requests", _request(i, 1_000 + i))
-    assert log.add("feedback", ("r1", 2_000, "churn@production", b"1"))
+        assert _queue(log, i)
+        time.sleep(0.002)
+    assert log.feedback("r1", "churn@production", "1")
     log.close()
+    after = int(time.time() * 1000)
     assert (log.written, log.segments, log.dropped, log.queued) == (6, 3, 0, 0)
     with meta.read() as conn:
         segments = list_segments(conn, endpoint="churn@production")
         assert [s.rows for s in segments] == [3, 2]
-        assert (segments[0].first_at, segments[0].last_at) == (1_000, 1_002)
-        assert [s.rows for s in list_segments(conn, model="churn", since=1_003)] == [2]
+        assert before <= segments[0].first_at < segments[0].last_at < segments[1].first_at
+        assert segments[1].last_at <= after
+        since = segments[0].last_at + 1
+        assert [s.rows for s in list_segments(conn, model="churn", since=since)] == [2]
         assert list_segments(conn, endpoint="other") == []
         feedback = list_segments(conn, kind="feedback")
         with pytest.raises(InvalidArgument, match="unknown payload segment kind"):
@@ -53,14 +66,15 @@ def test_a_full_queue_drops_and_counts() -> None:
     written: list[int] = []
     log = PayloadLog(lambda kind, rows: written.append(len(rows)), max_queue_rows=2,
                      flush_interval_s=60)
-    assert [log.add("requests", _request(i, i)) for i in range(3)] == [True, True, False]
+    assert [_queue(log, i) for i in range(3)] == [True, True, False]
     log.close()
     assert (log.dropped, sum(written)) == (1, 2)
-    assert not log.add("requests", _request(9, 9))  # closed
+    assert not _queue(log, 9)  # closed
+    assert not log.feedback("r1", "e", "1")
 
 
 def test_rows_queued_together_and_text_that_is_not_utf8(tmp_path: Path) -> None:
-    """``extend`` queues what fits (one lock for all) and drops the rest; a request body
+    """``requests`` queues what fits (one lock for all) and drops the rest; a request body
     that is not UTF-8 is stored with replacement characters rather than failing its
     segment."""
     written: list[int] = []
@@ -71,8 +85,9 @@ def test_rows_queued_together_and_text_that_is_not_utf8(tmp_path: Path) -> None:
         written.append(len(rows))
 
     log = PayloadLog(slow_sink, max_queue_rows=4, flush_interval_s=60)
-    assert log.extend("requests", [_request(i, i) for i in range(3)]) == 3
-    assert log.extend("requests", [_request(i, i) for i in range(3, 6)]) == 1
+    answered = [(f"r{i}", 1.5, 1, b"{}") for i in range(6)]
+    assert log.requests(_META, answered[:3]) == 3
+    assert log.requests(_META, answered[3:]) == 1
     release.set()
     log.close()
     assert (log.dropped, sum(written)) == (2, 4)
@@ -86,3 +101,32 @@ def test_rows_queued_together_and_text_that_is_not_utf8(tmp_path: Path) -> None:
         table = read_segments(blobs, list_segments(conn, endpoint="e"))
     assert table.column("request").to_pylist() == ['{"inputs": "\ufffd"}']
     meta.close()
+
+
+def test_request_columns_keep_every_value_of_mixed_rows() -> None:
+    """Rows of several versions and roles, with and without bodies, come out of the
+    columns as they went in (the writer's shortcut for shared columns is only a
+    shortcut)."""
+    from loopml.serving.payload_log import request_table, rows_to_queued
+
+    rows = [
+        ("a", 1_000, "e", "churn", 3, "predict", 200, 1.5, 2, b'{"inputs": [[1.0]]}',
+         b'{"predictions": [0, 1]}', None, "primary"),
+        ("a", 1_001, "e", "churn", 4, "predict", 200, 9.25, 2, None,
+         b'{"predictions": [1, 1]}', None, "shadow"),
+        ("b", 1_002, "e", "churn", None, "predict_proba", 422, 0.5, 0, b"\xff{",
+         None, "column 'x' is missing", "primary"),
+    ]
+    table = request_table(rows_to_queued(rows))
+    got = table.to_pylist()
+    assert [row["request_id"] for row in got] == ["a", "a", "b"]
+    assert table.column("at").cast("int64").to_pylist() == [1_000, 1_001, 1_002]
+    assert [row["version"] for row in got] == [3, 4, None]
+    assert [row["role"] for row in got] == ["primary", "shadow", "primary"]
+    assert [row["status"] for row in got] == [200, 200, 422]
+    assert [row["latency_ms"] for row in got] == [1.5, 9.25, 0.5]
+    assert [row["request"] for row in got] == ['{"inputs": [[1.0]]}', None, "\ufffd{"]
+    assert [row["response"] for row in got] == ['{"predictions": [0, 1]}',
+                                                '{"predictions": [1, 1]}', None]
+    assert [row["error"] for row in got] == [None, None, "column 'x' is missing"]
+    assert request_table([]).num_rows == 0

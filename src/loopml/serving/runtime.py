@@ -424,10 +424,10 @@ class Runtime:
         if log is not None and status != 401 and log.sampled():
             # the answer as text: orjson's bytes keep a buffer of kilobytes each, which a
             # queue of rows would hold on to (the request's bytes are of their own size)
-            log.add("requests", (rid, int(time.time() * 1000), self.endpoint, key[1],
-                                 served.version if served is not None else None, method,
-                                 status, elapsed * 1000, rows, raw, answer.decode(),
-                                 error.message if error is not None else None, role))
+            log.request(rid, (self.endpoint, key[1],
+                              served.version if served is not None else None, method,
+                              status, error.message if error is not None else None, role),
+                        elapsed * 1000, rows, raw, answer.decode())
 
     def _shadow_answered(self, served: ServedVersion, method: str,
                          results: list[ShadowAnswer]) -> None:
@@ -435,14 +435,16 @@ class Runtime:
         log = self.payload
         if log is None:
             return
-        now = int(time.time() * 1000)
         name, version, endpoint = served.name, served.version, self.endpoint
-        log.extend("requests", [
-            (rid, now, endpoint, name, version, method, status, elapsed * 1000, rows, None,
-             None if error is not None else encode_json(
-                 {"predictions": predictions, "model": name, "version": version,
-                  "request_id": rid}).decode(), error, "shadow")
-            for rid, status, elapsed, rows, predictions, error in results])
+        log.requests((endpoint, name, version, method, 200, None, "shadow"), [
+            (rid, elapsed * 1000, rows, encode_json({"predictions": predictions,
+                                                     "model": name, "version": version,
+                                                     "request_id": rid}).decode())
+            for rid, status, elapsed, rows, predictions, error in results if error is None])
+        for rid, status, elapsed, rows, _, error in results:
+            if error is not None:
+                log.request(rid, (endpoint, name, version, method, status, error, "shadow"),
+                            elapsed * 1000, rows, None, None)
 
     def feedback(self, body: Any) -> str:
         """Queue the label of an answered request; its request id."""
@@ -457,7 +459,6 @@ class Runtime:
             raise InvalidArgument("this server runs without a payload log (log_sample=0), so "
                                   "it cannot store feedback")
         label = encode_json(body["label"]).decode()
-        if not self.payload.add("feedback", (rid, int(time.time() * 1000), self.endpoint,
-                                             label)):
+        if not self.payload.feedback(rid, self.endpoint, label):
             raise NotReady("the payload log queue is full; retry the feedback later")
         return rid
