@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from loopml.blobs import BlobStore, open_backend
-from loopml.deployments.payload import list_segments, read_segments
+from loopml.deployments.payload import SegmentSink, list_segments, read_segments
 from loopml.errors import InvalidArgument
-from loopml.serving.payload_log import PayloadLog, SegmentSink
+from loopml.serving.payload_log import PayloadLog
 from loopml.store import MetadataStore
 
 
@@ -107,7 +107,7 @@ def test_request_columns_keep_every_value_of_mixed_rows() -> None:
     """Rows of several versions and roles, with and without bodies, come out of the
     columns as they went in (the writer's shortcut for shared columns is only a
     shortcut)."""
-    from loopml.serving.payload_log import request_table, rows_to_queued
+    from loopml.deployments.payload import request_table, rows_to_queued
 
     rows = [
         ("a", 1_000, "e", "churn", 3, "predict", 200, 1.5, 2, b'{"inputs": [[1.0]]}',

@@ -22,6 +22,7 @@ from sklearn.linear_model import LogisticRegression
 
 import loopml
 from loopml.deployments.api import Deployments
+from loopml.deployments.payload import SegmentSink
 from loopml.errors import InvalidArgument, NotFound
 from loopml.monitoring.alerts import list_alerts, webhook_urls
 from loopml.monitoring.comparison import compare
@@ -29,7 +30,6 @@ from loopml.monitoring.records import list_reports, query_results
 from loopml.monitoring.reference import reference_profile, set_reference
 from loopml.monitoring.run import check_deployment, list_results, monitor, parse_window
 from loopml.profiling import profile_table
-from loopml.serving.payload_log import SegmentSink
 
 FEATURES = ["f0", "f1", "f2"]
 NOW = 1_700_000_000_000

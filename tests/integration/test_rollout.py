@@ -36,10 +36,10 @@ from loopml.automation.rollout import (
     start_rollout,
 )
 from loopml.deployments.api import Deployments
+from loopml.deployments.payload import SegmentSink
 from loopml.deployments.records import apply_rollback
 from loopml.errors import Conflict, InvalidArgument, NotFound
 from loopml.models import save_model
-from loopml.serving.payload_log import SegmentSink
 
 FEATURES = ["f0", "f1", "f2"]
 T0 = 1_700_000_000_000  # the fake clock starts here (ms)

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from loopml.automation.events import Event
+from loopml.cli.output import format_duration
 from loopml.deployments.policy import Canary, TrafficPolicy
 from loopml.deployments.records import Deployment
 from loopml.registry.entities import ModelVersion
@@ -16,7 +17,7 @@ from loopml.ui import charts
 from loopml.ui.automation import chains, lane
 from loopml.ui.graphs import Box, layout
 from loopml.ui.models import served_by
-from loopml.ui.render import fmt_duration, fmt_number, json_script
+from loopml.ui.render import fmt_number, json_script
 
 
 def test_json_script_cannot_close_its_element_and_has_no_nan() -> None:
@@ -30,7 +31,7 @@ def test_json_script_cannot_close_its_element_and_has_no_nan() -> None:
 def test_numbers_and_durations_read_well() -> None:
     assert [fmt_number(v) for v in (None, 1234567, 0.123456, 1e-5, math.nan, True)] == \
         ["-", "1,234,567", "0.1235", "1.000e-05", "NaN", "true"]
-    assert [fmt_duration(s) for s in (None, 1.234, 75.0, 3725.0)] == \
+    assert [format_duration(s) for s in (None, 1.234, 75.0, 3725.0)] == \
         ["-", "1.23 s", "1 min 15 s", "1 h 02 min"]
 
 

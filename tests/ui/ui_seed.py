@@ -26,12 +26,12 @@ import loopml
 from loopml.automation.events import record_event
 from loopml.automation.review import ReviewQueue
 from loopml.deployments.api import Deployments
+from loopml.deployments.payload import SegmentSink
 from loopml.monitoring import records as monitoring
 from loopml.monitoring.reference import set_reference
 from loopml.monitoring.results import MonitorReport
 from loopml.pipelines import pipeline, step
 from loopml.registry import records as registry
-from loopml.serving.payload_log import SegmentSink
 
 ENDPOINT = "churn-api"
 T0 = 1_700_000_000_000

@@ -10,11 +10,10 @@ import pyarrow as pa
 import pytest
 
 from loopml.blobs import BlobStore, open_backend
-from loopml.deployments.payload import list_segments, read_segments, request_schema
+from loopml.deployments.payload import SegmentSink, list_segments, read_segments, request_schema
 from loopml.errors import InvalidArgument
 from loopml.monitoring.window import payload_window
 from loopml.serving.http import encode_json
-from loopml.serving.payload_log import SegmentSink
 from loopml.store import MetadataStore
 
 ENDPOINT = "churn@production"

@@ -20,12 +20,11 @@ from loopml.automation.events import list_events
 from loopml.automation.review import ReviewQueue, get_review_item, review_endpoints
 from loopml.automation.review_select import choose, sample_key, window_rows
 from loopml.deployments.api import Deployments
-from loopml.deployments.payload import list_segments, read_segments, request_schema
+from loopml.deployments.payload import SegmentSink, list_segments, read_segments, request_schema
 from loopml.errors import Conflict, InvalidArgument, NotFound
 from loopml.monitoring.reference import set_reference
 from loopml.monitoring.window import payload_window
 from loopml.registry import records as registry
-from loopml.serving.payload_log import SegmentSink
 
 ENDPOINT = "churn-api"
 T0 = 1_700_000_000_000

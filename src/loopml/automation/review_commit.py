@@ -176,7 +176,7 @@ def _event(conn: Any, *, endpoint: str, model: ModelVersion, user: str, now: int
 
 def _write_feedback(stores: ClientBase, endpoint: str, now: int) -> int:
     """Write the labels of committed items not yet in the payload log; how many requests."""
-    from loopml.serving.payload_log import SegmentSink
+    from loopml.deployments.payload import SegmentSink
 
     with stores.meta.read() as conn:
         due = records.feedback_due(conn, endpoint)

@@ -4,157 +4,40 @@ A request handler calls :meth:`PayloadLog.request` (one small tuple appended und
 held for a fraction of a microsecond); a background thread wakes every ``flush_interval_s`` (or
 when a segment's worth of rows, or half the queue's bound, is queued) and hands the rows to
 a :class:`SegmentSink`, which writes them as a Parquet segment with bounded row groups to
-the blob store and indexes it in the metadata store (see :mod:`loopml.deployments.payload`).
+the blob store and indexes it in the metadata store (both in :mod:`loopml.deployments.payload`).
 When ``max_queue_rows`` rows wait, new rows are dropped and counted rather than stalling
 requests. :meth:`PayloadLog.close` (on SIGTERM, through the server's shutdown) writes every
 row accepted before it; a segment that fails to write is retried at the next flush.
 
-A queued request is a tuple of seven (:data:`QueuedRequest`): the columns every row of a
-server shares (endpoint, model, version, route, status, error, role) travel as one tuple,
-the request body as the bytes the server read, the answer as text (orjson's bytes would
-keep a buffer of kilobytes each alive in the queue). The writer turns a flush into Arrow
-columns at once (:func:`request_table`: the shared columns as repeated scalars when all
-rows agree, the bodies without decoding them in Python), and writes no dictionaries or
-statistics on ids and bodies: this keeps the log within a few microseconds of CPU per
-request, writer included.
+A queued request is a tuple of seven (:data:`~loopml.deployments.payload.QueuedRequest`):
+the columns every row of a server shares (endpoint, model, version, route, status, error,
+role) travel as one tuple, the request body as the bytes the server read, the answer as
+text (orjson's bytes would keep a buffer of kilobytes each alive in the queue). Every
+``chunk_rows`` rows the request that queued the last of them turns them into an Arrow table
+(:func:`~loopml.deployments.payload.request_table`: about 0.6 µs a row, a millisecond or
+so for that one request), on the event loop rather than on the writer's thread: Python work
+on a second thread makes every system call of the loop hand the interpreter lock over and
+wait for it back, which costs the loop more than the work itself. The writer thread then
+mostly runs Parquet's C++ code, which does not hold the lock.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-import os
 import random
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from operator import itemgetter
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from loopml.deployments.payload import feedback_schema, request_schema
+from loopml.deployments.payload import QueuedRequest, RequestMeta, Row, request_table
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from loopml.blobs import BlobStore
-    from loopml.store import MetadataStore
-
-__all__ = ["PayloadLog", "QueuedRequest", "RequestMeta", "SegmentSink", "request_table",
-           "rows_to_queued"]
+__all__ = ["PayloadLog"]
 
 logger = logging.getLogger("loopml.serving")
-
-Row = tuple[Any, ...]
-#: what rows of one server mostly share: endpoint, model, version, route, status, error,
-#: role (in the order of :func:`~loopml.deployments.payload.request_schema`)
-RequestMeta = tuple[str, str, int | None, str, int, str | None, str]
-_META_COLUMNS = ("endpoint", "model", "version", "route", "status", "error", "role")
-
-
-#: one queued request: request id, at (ms since the epoch), latency (ms), rows, meta,
-#: request body, response body (text, UTF-8 bytes, or None)
-QueuedRequest = tuple[str, float, float, int, RequestMeta, str | bytes | None,
-                      str | bytes | None]
-
-
-def request_table(rows: Sequence[QueuedRequest]) -> pa.Table:
-    """``rows`` as an Arrow table of the ``requests`` schema."""
-    import numpy as np
-    import pyarrow as pa
-
-    schema = request_schema()
-    count = len(rows)
-    # a column at a time: zip(*rows) would make an iterator per row
-    ids, at_ms, latency_ms, counts, meta, requests, responses = (
-        list(map(itemgetter(index), rows)) for index in range(7))
-    if count and meta.count(meta[0]) == count:  # one server, one version: the usual
-        shared = {name: pa.repeat(pa.scalar(value, schema.field(name).type), count)
-                  for name, value in zip(_META_COLUMNS, meta[0], strict=True)}
-    else:
-        shared = {name: pa.array(list(map(itemgetter(index), meta)), schema.field(name).type)
-                  for index, name in enumerate(_META_COLUMNS)}
-    arrays = {
-        "request_id": pa.array(ids, pa.string()),
-        "at": pa.array(np.array(at_ms, dtype=np.float64).astype(np.int64))
-        .cast(schema.field("at").type),
-        "latency_ms": pa.array(latency_ms, pa.float32()),
-        "rows": pa.array(counts, pa.int32()),
-        "request": _text(requests), "response": _text(responses), **shared}
-    return pa.Table.from_arrays([arrays[field.name] for field in schema], schema=schema)
-
-
-def rows_to_queued(rows: Iterable[Row]) -> list[QueuedRequest]:
-    """Rows in the order of the segment's columns (``request_schema``) as queued rows."""
-    return [(rid, at, latency, count, (endpoint, model, version, route, status, error, role),
-             request, response)
-            for (rid, at, endpoint, model, version, route, status, latency, count, request,
-                 response, error, role) in rows]
-
-
-def _text(values: Sequence[str | bytes | None]) -> pa.Array:
-    """A string array of ``values``; bytes that are not UTF-8 become replacement
-    characters (a client may send anything)."""
-    import pyarrow as pa
-
-    try:
-        return pa.array(values, pa.string())
-    except pa.ArrowInvalid:
-        return pa.array([v.decode(errors="replace") if isinstance(v, bytes) else v
-                         for v in values], pa.string())
-
-
-def _feedback_columns(rows: Sequence[Row]) -> list[list[Any]]:
-    columns: list[list[Any]] = [list(column) for column in zip(*rows, strict=True)] \
-        if rows else [[] for _ in feedback_schema()]
-    columns[-1] = [label.decode() if isinstance(label, bytes) else label
-                   for label in columns[-1]]
-    return columns
-
-
-class SegmentSink:
-    """Writes rows of one kind as a Parquet segment blob and indexes it."""
-
-    def __init__(self, *, blobs: BlobStore, meta: Callable[[], MetadataStore], endpoint: str,
-                 model: str, row_group_rows: int = 5_000) -> None:
-        self._blobs = blobs
-        self._meta = meta
-        self._endpoint = endpoint
-        self._model = model
-        self._row_group_rows = row_group_rows
-        self._host = socket.gethostname()[:256]
-
-    def __call__(self, kind: str, rows: pa.Table | Sequence[Row]) -> None:
-        """Write ``rows``: an Arrow table of the kind's schema, or tuples in its order."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        import pyarrow.parquet as pq
-
-        from loopml.deployments.payload import record_segment
-
-        if isinstance(rows, pa.Table):
-            table = rows
-        elif kind == "requests":
-            table = request_table(rows_to_queued(rows))
-        else:
-            table = pa.Table.from_arrays(
-                [pa.array(values, field.type) for field, values in
-                 zip(feedback_schema(), _feedback_columns(rows), strict=True)],
-                schema=feedback_schema())
-        buffer = io.BytesIO()
-        # dictionaries and statistics only where they pay: not on ids and bodies
-        pq.write_table(table, buffer, row_group_size=self._row_group_rows,
-                       compression="zstd",
-                       use_dictionary=[name for name in table.schema.names
-                                       if name not in ("request_id", "request", "response",
-                                                       "label", "at", "latency_ms")],
-                       write_statistics=["at"])
-        digest = self._blobs.put_bytes(buffer.getvalue())
-        times = pc.min_max(table.column("at").cast(pa.int64())).as_py()
-        with self._meta().write() as conn:
-            record_segment(conn, endpoint=self._endpoint, model=self._model, kind=kind,
-                           blob=digest, rows=table.num_rows, first_at=times["min"],
-                           last_at=times["max"], host=self._host, pid=os.getpid())
 
 
 class PayloadLog:
@@ -162,7 +45,7 @@ class PayloadLog:
 
     def __init__(self, sink: Callable[[str, Any], None], *, sample: float = 1.0,
                  max_queue_rows: int = 100_000, segment_rows: int = 50_000,
-                 flush_interval_s: float = 10.0) -> None:
+                 flush_interval_s: float = 10.0, chunk_rows: int = 2_000) -> None:
         self._sink = sink
         self.sample = sample
         self._max_queue_rows = max_queue_rows
@@ -173,6 +56,12 @@ class PayloadLog:
         self._interval = flush_interval_s
         self._lock = threading.Lock()
         self._requests: list[QueuedRequest] = []
+        #: queued requests become a table every ``chunk_rows``, in the thread that queued
+        #: the last of them; the writer thread only writes tables
+        self._chunk_rows = max(1, min(chunk_rows, self._flush_rows))
+        self._tables: list[pa.Table] = []
+        self._converted = 0
+        self._converting = 0  # conversions under way (their rows are in neither list)
         self._feedback: list[Row] = []
         self._queued = 0
         self.dropped = 0
@@ -204,9 +93,9 @@ class PayloadLog:
                 return False
             self._requests.append((rid, at_ms, latency_ms, rows, meta, request, response))
             self._queued += 1
-            full = len(self._requests) >= self._flush_rows
+            full = len(self._requests) >= self._chunk_rows
         if full:
-            self._wake.set()
+            self._convert()
         return True
 
     def requests(self, meta: RequestMeta,
@@ -222,10 +111,34 @@ class PayloadLog:
             self._requests.extend([(rid, at_ms, latency_ms, count, meta, None, response)
                                    for rid, latency_ms, count, response in taken])
             self._queued += len(taken)
-            full = len(self._requests) >= self._flush_rows
+            full = len(self._requests) >= self._chunk_rows
+        if full:
+            self._convert()
+        return len(taken)
+
+    def _convert(self) -> None:
+        """Turn the queued requests into an Arrow table, here (see the module's notes)."""
+        with self._lock:
+            rows, self._requests = self._requests, []
+            self._converting += bool(rows)
+        if not rows:
+            return
+        try:
+            table = request_table(rows)
+        except Exception:  # rows that would not convert: their segment could not be written
+            with self._lock:
+                self._converting -= 1
+                self._queued -= len(rows)
+                self.failures += 1
+            logger.exception("%d payload log rows could not be converted", len(rows))
+            return
+        with self._lock:
+            self._converting -= 1
+            self._tables.append(table)
+            self._converted += table.num_rows
+            full = self._converted >= self._flush_rows
         if full:
             self._wake.set()
-        return len(taken)
 
     def feedback(self, rid: str, endpoint: str, label: str) -> bool:
         """Queue the label of an answered request, stamped now; False (and counted as
@@ -251,9 +164,14 @@ class PayloadLog:
             self._wake.wait(self._interval)
             self._wake.clear()
             closing = self._closing
+            deadline = time.monotonic() + 5.0
+            while closing and self._converting and time.monotonic() < deadline:
+                time.sleep(0.005)  # the last pass takes what conversions under way make
             with self._lock:
                 requests, self._requests = self._requests, []
+                tables, self._tables, self._converted = self._tables, [], 0
                 feedback, self._feedback = self._feedback, []
+            retry["requests"].extend(tables)
             if requests:
                 retry["requests"].append(request_table(requests))
             retry["requests"] = self._write("requests", retry["requests"])

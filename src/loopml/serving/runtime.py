@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopml.client.base import ClientBase
 from loopml.config import Settings
+from loopml.deployments.payload import RequestMeta, SegmentSink
 from loopml.errors import InvalidArgument, LoopmlError, ModelFailed, NotReady, Unauthorized
 from loopml.registry.refs import ModelRef
 from loopml.serving.batching import MicroBatcher
@@ -54,7 +55,7 @@ from loopml.serving.http import (
 from loopml.serving.metrics import Registry
 from loopml.serving.model import METHODS, ServedVersion, load_version
 from loopml.serving.options import ServeOptions
-from loopml.serving.payload_log import PayloadLog, SegmentSink
+from loopml.serving.payload_log import PayloadLog
 from loopml.serving.router import Router, Routes
 from loopml.serving.shadow import ShadowAnswer, ShadowMirror
 from loopml.serving.validation import Checked
@@ -118,6 +119,7 @@ class Runtime:
                 on_failure=self._load_failed, interval_s=options.poll_interval_s)
         self._tasks: list[asyncio.Task[None]] = []
         self._active = 0  # prediction requests being handled
+        self._answer_meta: dict[RequestMeta, RequestMeta] = {}
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -424,10 +426,11 @@ class Runtime:
         if log is not None and status != 401 and log.sampled():
             # the answer as text: orjson's bytes keep a buffer of kilobytes each, which a
             # queue of rows would hold on to (the request's bytes are of their own size)
-            log.request(rid, (self.endpoint, key[1],
-                              served.version if served is not None else None, method,
-                              status, error.message if error is not None else None, role),
-                        elapsed * 1000, rows, raw, answer.decode())
+            meta = (self.endpoint, key[1], served.version if served is not None else None,
+                    method, status, error.message if error is not None else None, role)
+            if error is None:  # one long-lived tuple per kind of answer: rows that hold it
+                meta = self._answer_meta.setdefault(meta, meta)  # leave the collector's sight
+            log.request(rid, meta, elapsed * 1000, rows, raw, answer.decode())
 
     def _shadow_answered(self, served: ServedVersion, method: str,
                          results: list[ShadowAnswer]) -> None:

@@ -8,11 +8,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from loopml.cli.output import format_duration
 from loopml.errors import LoopmlError
 from loopml.pipelines.entities import PipelineRun, StepRecord
 from loopml.ui import charts
 from loopml.ui.graphs import Box, Drawn, layout
-from loopml.ui.render import client_of, fmt_duration, page, render
+from loopml.ui.render import client_of, page, render
 
 __all__ = ["dag", "pipeline_run_page", "pipelines_page"]
 
@@ -37,7 +38,7 @@ def _detail(record: StepRecord | None) -> str:
     seconds = None if record.duration_ms is None else record.duration_ms / 1000
     if record.status.value == "cached":
         return "cache hit"
-    return f"{record.status.value} · {fmt_duration(seconds)}"
+    return f"{record.status.value} · {format_duration(seconds)}"
 
 
 def dag(run: PipelineRun) -> Drawn:

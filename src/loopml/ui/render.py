@@ -28,7 +28,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from loopml.cli.output import format_value
+from loopml.cli.output import format_duration, format_value
 from loopml.errors import InvalidArgument, LoopmlError, MissingDependency
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from loopml.client import Client
 
-__all__ = ["SECURITY_HEADERS", "client_of", "fmt_duration", "fmt_number", "fmt_time",
+__all__ = ["SECURITY_HEADERS", "client_of", "fmt_number", "fmt_time",
            "int_param", "json_script", "page", "render"]
 
 #: Headers of every page. Plotly's WebGL charts (parallel coordinates) compile their shaders
@@ -72,16 +72,6 @@ def fmt_number(value: Any) -> str:
     return format_value(value)  # the CLI's: the same figures in both places
 
 
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
-
-
 def _finite(value: Any) -> Any:
     """JSON has no NaN or infinity: they become null (a gap in a chart)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -114,7 +104,7 @@ def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("loopml.ui", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(time=fmt_time, num=fmt_number, duration=fmt_duration,
+    env.filters.update(time=fmt_time, num=fmt_number, duration=format_duration,
                        json_script=json_script)
     return env
 
