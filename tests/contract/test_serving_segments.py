@@ -64,9 +64,15 @@ def test_segments_are_written_indexed_and_read_back(database_url: str) -> None:
 
 def test_a_full_queue_drops_and_counts() -> None:
     written: list[int] = []
-    log = PayloadLog(lambda kind, rows: written.append(len(rows)), max_queue_rows=2,
-                     flush_interval_s=60)
+    release = threading.Event()
+
+    def sink(kind: str, rows: Any) -> None:
+        release.wait(10)  # rows being written still count against the queue's bound
+        written.append(len(rows))
+
+    log = PayloadLog(sink, max_queue_rows=2, flush_interval_s=60)
     assert [_queue(log, i) for i in range(3)] == [True, True, False]
+    release.set()
     log.close()
     assert (log.dropped, sum(written)) == (1, 2)
     assert not _queue(log, 9)  # closed

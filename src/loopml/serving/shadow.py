@@ -1,21 +1,27 @@
 """Mirroring requests to a shadow version, which answers nobody.
 
 After the caller has its answer, :meth:`ShadowMirror.submit` appends the request to a queue
-on the event loop: that is all a request pays on the loop. The queue leaves as one job for
-the shadow's own thread when it holds ``batch_rows`` rows or half of ``max_pending``
-requests, or ``max_wait_s`` after its first request, whichever comes first; at most one
-job is in flight, and requests that arrive meanwhile form the next. The thread checks each
-request against the shadow's signature (unless the primary's check is known to be the
-same: then the primary's checked input is reused), predicts the job in batches of up to
-``batch_rows`` rows, and hands each request's answer or failure to ``on_result`` (the
-payload log: role ``shadow``, the caller's request id, and a latency that includes the wait
-for the job).
+on the event loop: that is all a request pays then. The queue leaves as one job when it
+holds ``batch_rows`` rows or half of ``max_pending`` requests, or ``max_wait_s`` after its
+first request, whichever comes first; at most one job is in flight, and requests that
+arrive meanwhile form the next. The loop checks each request against the shadow's
+signature (unless the primary's check is known to be the same: then the primary's checked
+input is reused) and cuts the job into model calls of up to ``batch_rows`` rows; the
+shadow's own thread makes the model calls, and nothing else; back on the loop, each
+request's answer or failure goes to ``on_result`` (the payload log: role ``shadow``, the
+caller's request id, and a latency that includes the wait for the job).
 
-The shadow never delays a caller by more than the interpreter's thread switches: a slow
-shadow holds its own thread only, and at most ``max_pending`` mirrored requests wait or are
-in flight; beyond that they are dropped and counted (``loopml_shadow_requests_total
-{outcome="dropped"}``), never queued without bound. Batching is what keeps a shadow cheap:
-one model call per job instead of one per request.
+Why so little on the thread: Python work on a second thread makes every system call of the
+event loop hand the interpreter lock over and wait to get it back, which cost the callers
+about twice the work itself (measured: 15 µs of the loop's CPU per mirrored request while
+the thread spent 7 µs). The model call mostly runs in numpy's C code.
+
+The shadow never delays a caller by more than a job's checks and answers on the loop (a
+millisecond or two for 256 requests): a slow shadow model holds its own thread only, and
+at most ``max_pending`` mirrored requests wait or are in flight; beyond that they are
+dropped and counted (``loopml_shadow_requests_total{outcome="dropped"}``), never queued
+without bound. Batching is what keeps a shadow cheap: one model call per job instead of
+one per request.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
+from functools import partial
 from typing import Any
 
 from loopml.errors import LoopmlError, ModelFailed
@@ -39,7 +46,7 @@ logger = logging.getLogger("loopml.serving")
 #: one answer of a shadow: request id, status, seconds since it was mirrored, rows,
 #: predictions (None on failure), error (None on success)
 ShadowAnswer = tuple[str, int, float, int, Any, str | None]
-#: (version, method, the answers of one model call); called from the shadow's thread
+#: (version, method, the answers of one model call); called on the event loop
 ShadowResult = Callable[[ServedVersion, str, list[ShadowAnswer]], None]
 #: (version, requests, rows) of each model call; called on the event loop
 ShadowBatch = Callable[[ServedVersion, str, int, int], None]
@@ -47,6 +54,8 @@ ShadowBatch = Callable[[ServedVersion, str, int, int], None]
 #: one mirrored request: version, method, parsed body, the primary's checked input when the
 #: shadow's check is the same (else None), request id, when it was mirrored
 _Entry = tuple[ServedVersion, str, Any, Checked | None, str, float]
+#: the requests of one model call, each with its checked input
+_Group = list[tuple[_Entry, Checked]]
 
 
 class ShadowMirror:
@@ -62,12 +71,12 @@ class ShadowMirror:
         self._max_wait_s = max_wait_s
         self._on_batch = on_batch
         self._queue: list[_Entry] = []
-        self._in_flight: asyncio.Future[list[tuple[ServedVersion, str, int, int]]] | None = None
+        self._in_flight: asyncio.Future[list[list[Any]]] | None = None
         self._in_flight_count = 0
         self._timer: asyncio.TimerHandle | None = None
         #: a job leaves as soon as this many requests wait (and the shadow is idle)
         self._dispatch_at = min(batch_rows, max(1, max_pending // 2))
-        self._lock = threading.Lock()  # counts are updated by the loop and the thread
+        self._lock = threading.Lock()  # counts are read by /metrics' callback
         self._counts: dict[tuple[str, ...], float] = {}
 
     @property
@@ -117,31 +126,23 @@ class ShadowMirror:
         if self._in_flight is not None or not self._queue:
             return
         entries, self._queue = self._queue, []
-        self._in_flight_count = len(entries)
+        groups, refused = self._group(entries)
+        for entry, refusal in refused:
+            self._report(entry[0], entry[1], [self._answer(entry, refusal.http_status, 0,
+                                                           None, refusal.message)])
+        if not groups:
+            return
+        self._in_flight_count = sum(len(group) for group in groups)
         loop = asyncio.get_running_loop()
-        self._in_flight = loop.run_in_executor(self._executor, self._work, entries)
-        self._in_flight.add_done_callback(self._finished)
+        self._in_flight = loop.run_in_executor(self._executor, self._predict, groups)
+        self._in_flight.add_done_callback(partial(self._finished, groups))
 
-    def _finished(self, done: asyncio.Future[list[tuple[ServedVersion, str, int, int]]]
-                  ) -> None:
-        self._in_flight = None
-        self._in_flight_count = 0
-        if not done.cancelled() and done.exception() is None and self._on_batch is not None:
-            for version, method, requests, rows in done.result():
-                self._on_batch(version, method, requests, rows)
-        if self._queue:
-            if len(self._queue) >= self._dispatch_at:
-                self._dispatch()
-            elif self._timer is None:
-                self._timer = asyncio.get_running_loop().call_later(self._max_wait_s,
-                                                                    self._dispatch)
-
-    # -- in the shadow's thread -------------------------------------------------------
-    def _work(self, entries: list[_Entry]) -> list[tuple[ServedVersion, str, int, int]]:
-        """Check, predict and report ``entries``; the batches it predicted."""
-        batches: list[tuple[ServedVersion, str, int, int]] = []
-        group: list[tuple[_Entry, Checked]] = []
+    def _group(self, entries: list[_Entry]) -> tuple[list[_Group], list[tuple[_Entry,
+                                                                            LoopmlError]]]:
+        """``entries`` checked and cut into model calls of up to ``batch_rows`` rows."""
+        groups: list[_Group] = []
         refused: list[tuple[_Entry, LoopmlError]] = []
+        group: _Group = []
         rows = 0
         for entry in entries:
             version, method = entry[0], entry[1]
@@ -153,16 +154,31 @@ class ShadowMirror:
             if group and (group[0][0][0] is not version or group[0][0][1] != method
                           or rows + checked.rows > self._batch_rows
                           or not version.validator.batchable):
-                batches.append(self._predict(group))
+                groups.append(group)
                 group, rows = [], 0
             group.append((entry, checked))
             rows += checked.rows
         if group:
-            batches.append(self._predict(group))
-        for entry, refusal in refused:
-            self._report(entry[0], entry[1], [self._answer(entry, refusal.http_status, 0,
-                                                           None, refusal.message)])
-        return batches
+            groups.append(group)
+        return groups, refused
+
+    def _finished(self, groups: list[_Group], done: asyncio.Future[list[list[Any]]]) -> None:
+        self._in_flight = None
+        self._in_flight_count = 0
+        if done.cancelled():
+            outcomes: list[list[Any]] = [[None] * len(group) for group in groups]
+        elif done.exception() is not None:
+            outcomes = [[done.exception()] * len(group) for group in groups]
+        else:
+            outcomes = done.result()
+        for group, results in zip(groups, outcomes, strict=True):
+            self._answered(group, results)
+        if self._queue:
+            if len(self._queue) >= self._dispatch_at:
+                self._dispatch()
+            elif self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(self._max_wait_s,
+                                                                    self._dispatch)
 
     @staticmethod
     def _check(entry: _Entry) -> Checked:
@@ -171,18 +187,29 @@ class ShadowMirror:
             raise LoopmlError(f"{version.name}/{version.version} has no predict_proba")
         return version.validator.check(body)
 
-    def _predict(self, group: list[tuple[_Entry, Checked]]
-                 ) -> tuple[ServedVersion, str, int, int]:
+    # -- in the shadow's thread: the model calls, nothing else ---------------------------
+    @staticmethod
+    def _predict(groups: list[_Group]) -> list[list[Any]]:
+        """Each group's results (or the exception its model call raised)."""
+        outcomes: list[list[Any]] = []
+        for group in groups:
+            version, method = group[0][0][0], group[0][0][1]
+            try:
+                outcomes.append(version.run(method, [checked for _, checked in group]))
+            except Exception as exc:  # a failure of ours: every request of it reports it
+                outcomes.append([exc] * len(group))
+        return outcomes
+
+    # -- back on the loop ---------------------------------------------------------------
+    def _answered(self, group: _Group, results: list[Any]) -> None:
         version, method = group[0][0][0], group[0][0][1]
-        items = [checked for _, checked in group]
-        try:
-            results = version.run(method, items)
-        except Exception as exc:  # a failure of ours: every request of the batch reports it
-            results = [exc] * len(items)
         now = time.perf_counter()
         answers: list[ShadowAnswer] = []
         for (entry, checked), result in zip(group, results, strict=True):
-            if not isinstance(result, BaseException):
+            if result is None:  # cancelled (the server is stopping)
+                answers.append((entry[4], 503, now - entry[5], checked.rows, None,
+                                "the server stopped before the shadow answered"))
+            elif not isinstance(result, BaseException):
                 answers.append((entry[4], 200, now - entry[5], checked.rows, result, None))
             elif isinstance(result, ModelFailed):
                 answers.append((entry[4], result.http_status, now - entry[5], checked.rows,
@@ -191,7 +218,8 @@ class ShadowMirror:
                 answers.append((entry[4], 500, now - entry[5], checked.rows, None,
                                 f"the shadow failed ({type(result).__name__})"))
         self._report(version, method, answers)
-        return version, method, len(items), sum(item.rows for item in items)
+        if self._on_batch is not None:
+            self._on_batch(version, method, len(group), sum(c.rows for _, c in group))
 
     @staticmethod
     def _answer(entry: _Entry, status: int, rows: int, predictions: Any,
