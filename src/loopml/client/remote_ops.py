@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopml.client.http import quote_path
 from loopml.client.ops import EVENT_SOURCES, OpsMethods
-from loopml.errors import InvalidArgument
+from loopml.durations import epoch_ms
 
 if TYPE_CHECKING:
     from loopml.automation.events import Event
@@ -33,18 +33,6 @@ _STICKY = "header:X-Loopml-Key"  # loopml.deployments.policy.DEFAULT_STICKY
 
 def _q(segment: str) -> str:
     return quote_path(str(segment)).replace("/", "%2F")
-
-
-def _millis(value: int | datetime | None, name: str) -> int | None:
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise InvalidArgument(f"{name}={value!r} has no time zone; give an aware datetime "
-                                  "(times are UTC) or milliseconds since the epoch")
-        return int(value.timestamp() * 1000)
-    raise InvalidArgument(f"{name} must be milliseconds since the epoch or a datetime, got "
-                          f"{type(value).__name__}")
 
 
 # -- values from their JSON ---------------------------------------------------------------
@@ -141,7 +129,7 @@ class RemoteOpsMethods(OpsMethods):
         from loopml.automation.events import Event
 
         found = self.http.request("GET", f"{API}/events", params={
-            "since": _millis(since, "since"), "kind": kind, "model": model,
+            "since": epoch_ms(since, what="since"), "kind": kind, "model": model,
             "deployment": deployment, "limit": limit, "source": list(include) or [""]})
         return [Event(**e) for e in found["events"]]
 
@@ -164,7 +152,7 @@ class RemoteOpsMethods(OpsMethods):
 
         found = self.http.request("GET", f"{API}/monitoring/results", params={
                 "deployment": deployment, "kind": kind, "column": column, "statistic": statistic,
-                "since": _millis(since, "since"), "until": _millis(until, "until"),
+                "since": epoch_ms(since, what="since"), "until": epoch_ms(until, what="until"),
                 "limit": limit})
         return [MonitorResult(**r) for r in found["results"]]
 
@@ -174,6 +162,6 @@ class RemoteOpsMethods(OpsMethods):
         from loopml.monitoring.records import Alert
 
         found = self.http.request("GET", f"{API}/alerts", params={
-            "deployment": deployment, "since": _millis(since, "since"), "after": after,
+            "deployment": deployment, "since": epoch_ms(since, what="since"), "after": after,
             "kind": kind, "limit": limit})
         return [Alert(**a) for a in found["alerts"]]

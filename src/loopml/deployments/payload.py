@@ -58,6 +58,7 @@ __all__ = [
     "request_schema",
     "request_table",
     "rows_to_queued",
+    "warm_writing",
 ]
 
 KINDS = ("requests", "feedback")
@@ -170,9 +171,6 @@ QueuedRequest = tuple[str, float, float, int, RequestMeta, str | bytes | None,
                       str | bytes | None]
 
 
-_WARM_ROW: QueuedRequest = ("", 0.0, 0.0, 0, ("", "", 0, "", 0, None, ""), b"", "")
-
-
 def request_table(rows: Sequence[QueuedRequest]) -> pa.Table:
     """``rows`` as an Arrow table of the ``requests`` schema."""
     import numpy as np
@@ -197,6 +195,15 @@ def request_table(rows: Sequence[QueuedRequest]) -> pa.Table:
         "rows": pa.array(counts, pa.int32()),
         "request": _text(requests), "response": _text(responses), **shared}
     return pa.Table.from_arrays([arrays[field.name] for field in schema], schema=schema)
+
+
+def warm_writing() -> None:
+    """Import and run once what building and writing segments needs (for a process that
+    wants that done before it freezes what is alive: see the model server's gc.freeze)."""
+    import pyarrow.compute
+    import pyarrow.parquet  # noqa: F401
+
+    request_table([("", 0.0, 0.0, 0, ("", "", 0, "", 0, None, ""), b"", "")])
 
 
 def rows_to_queued(rows: Iterable[Row]) -> list[QueuedRequest]:
@@ -238,13 +245,6 @@ class SegmentSink:
         self._model = model
         self._row_group_rows = row_group_rows
         self._host = socket.gethostname()[:256]
-        # import and warm what writing needs now, not on the first flush: a server freezes
-        # what is alive once it is ready (gc.freeze), and later imports stay in sight of
-        # every full collection
-        import pyarrow.compute
-        import pyarrow.parquet  # noqa: F401
-
-        request_table([_WARM_ROW]).to_batches()
 
     def __call__(self, kind: str, rows: pa.Table | Sequence[Row]) -> None:
         """Write ``rows``: an Arrow table of the kind's schema, or tuples in its order."""

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from loopml.durations import epoch_ms
 from loopml.errors import InvalidArgument
 from loopml.monitoring.records import Alert, insert_alert, mark_delivered
 from loopml.monitoring.records import list_alerts as _list_alerts
@@ -162,18 +163,6 @@ def fire_alerts(meta: MetadataStore, report: MonitorReport, *, endpoint: str,
     return [dataclasses.replace(alert, delivered=delivered) for alert in alerts]
 
 
-def _millis(since: int | datetime | None) -> int | None:
-    if since is None or isinstance(since, int):
-        return since
-    if isinstance(since, datetime):
-        if since.tzinfo is None:
-            raise InvalidArgument(f"since={since!r} has no time zone; give an aware datetime "
-                                  "(times are UTC) or milliseconds since the epoch")
-        return int(since.timestamp() * 1000)
-    raise InvalidArgument(f"since must be milliseconds since the epoch or a datetime, got "
-                          f"{type(since).__name__}")
-
-
 def list_alerts(deployment: str | None = None, since: int | datetime | None = None, *,
                 after: int | None = None, kind: str | None = None, limit: int = 100,
                 client: ClientBase | None = None) -> list[Alert]:
@@ -184,5 +173,5 @@ def list_alerts(deployment: str | None = None, since: int | datetime | None = No
 
     stores = use_client(client)
     with stores.meta.read() as conn:
-        return _list_alerts(conn, endpoint=deployment, since=_millis(since), after=after,
-                            kind=kind, limit=limit)
+        return _list_alerts(conn, endpoint=deployment, since=epoch_ms(since, what="since"),
+                            after=after, kind=kind, limit=limit)

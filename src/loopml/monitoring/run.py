@@ -38,11 +38,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loopml.durations import parse_duration
+from loopml.durations import epoch_ms, parse_duration
 from loopml.errors import InvalidArgument, NotFound
 from loopml.monitoring.comparison import check_table, subset_profile, write_html
 from loopml.monitoring.reference import Reference, reference_of, use_client
 from loopml.monitoring.results import ColumnRole, DriftReport, MonitorReport
+from loopml.tracking.records import now_ms
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -65,16 +66,6 @@ def parse_window(value: str | float | timedelta) -> int:
     """``"1h"``, ``"30m"``, ``"2d"``, ``"90s"``, ``"1w"``, a number of seconds or a timedelta →
     milliseconds (positive)."""
     return max(1, int(parse_duration(value, what="window") * 1000))
-
-
-def _millis(now: int | datetime | None) -> int:
-    if now is None:
-        return int(datetime.now(UTC).timestamp() * 1000)
-    if isinstance(now, datetime):
-        if now.tzinfo is None:
-            raise InvalidArgument(f"now={now!r} has no time zone; give an aware datetime")
-        return int(now.timestamp() * 1000)
-    return int(now)
 
 
 def _clock(ms: int) -> str:
@@ -279,7 +270,7 @@ def check_deployment(deployment: str, *, window: str | float | timedelta | None 
         raise InvalidArgument(f"last must be a number of requests >= 1, got {last!r}")
     stores = use_client(client)
     endpoint, primary = _endpoint(stores, deployment)
-    until = _millis(now)
+    until = epoch_ms(now, what="now") if now is not None else now_ms()
     if last is None:
         since: int = until - parse_window(window or DEFAULT_WINDOW)
         requests = _read(stores, endpoint, since, until)
@@ -398,5 +389,5 @@ def list_results(deployment: str, *, kind: str | None = None, column: str | None
     stores = use_client(client)
     with stores.meta.read() as conn:
         return query_results(conn, deployment, kind=kind, column=column, statistic=statistic,
-                             since=None if since is None else _millis(since),
-                             until=None if until is None else _millis(until), limit=limit)
+                             since=epoch_ms(since, what="since"),
+                             until=epoch_ms(until, what="until"), limit=limit)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopml.client.base import ClientBase
 from loopml.config import Settings
-from loopml.deployments.payload import RequestMeta, SegmentSink
+from loopml.deployments.payload import RequestMeta, SegmentSink, warm_writing
 from loopml.errors import InvalidArgument, LoopmlError, ModelFailed, NotReady, Unauthorized
 from loopml.registry.refs import ModelRef
 from loopml.serving.batching import MicroBatcher
@@ -130,6 +130,7 @@ class Runtime:
             sink = SegmentSink(blobs=self._stores.blobs, meta=lambda: self._stores.meta,
                                endpoint=self.endpoint, model=self.model_name,
                                row_group_rows=self.options.log_row_group_rows)
+            warm_writing()  # before gc.freeze (see _started): later imports stay in sight
             self.payload = PayloadLog(sink, sample=self.options.log_sample,
                                       max_queue_rows=self.options.log_queue_rows,
                                       segment_rows=self.options.log_segment_rows,

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -76,7 +75,6 @@ class ShadowMirror:
         self._timer: asyncio.TimerHandle | None = None
         #: a job leaves as soon as this many requests wait (and the shadow is idle)
         self._dispatch_at = min(batch_rows, max(1, max_pending // 2))
-        self._lock = threading.Lock()  # counts are read by /metrics' callback
         self._counts: dict[tuple[str, ...], float] = {}
 
     @property
@@ -87,13 +85,11 @@ class ShadowMirror:
     @property
     def counts(self) -> dict[tuple[str, ...], float]:
         """Mirrored requests by (model, version, outcome): ok, error, dropped."""
-        with self._lock:
-            return dict(self._counts)
+        return dict(self._counts)
 
     def _count(self, version: ServedVersion, outcome: str, amount: int = 1) -> None:
         key = (version.name, version.label, outcome)
-        with self._lock:
-            self._counts[key] = self._counts.get(key, 0) + amount
+        self._counts[key] = self._counts.get(key, 0) + amount  # on the loop only
 
     @staticmethod
     def reusable(primary: ServedVersion, shadow: ServedVersion) -> bool:
